@@ -1,0 +1,1 @@
+"""What runs inside a backup Job: dump, archive, restore, checksum (filled by the runner work)."""

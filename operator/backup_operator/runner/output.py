@@ -1,0 +1,20 @@
+"""Hand the result out: stdout (last line) and the container's termination log."""
+
+import sys
+from pathlib import Path
+
+from backup_operator.runner.result import RunnerResult
+
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+
+
+def emit(result: RunnerResult, termination_log: str | None) -> None:
+    """Print the rendered result and write it to ``termination_log`` when writable."""
+    message = result.render()
+    if termination_log:
+        try:
+            Path(termination_log).write_text(message, encoding="utf-8")
+        except OSError:
+            pass  # not running in a pod (or no such file): stdout carries the result
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
