@@ -98,7 +98,12 @@ class FilesSource(ApiModel):
 
 
 GlobList = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=512)]],
+    list[
+        Annotated[
+            str,
+            Field(min_length=1, max_length=512, description="A glob, e.g. *.jpg or cache/*."),
+        ]
+    ],
     Field(max_length=64),
 ]
 

@@ -6,11 +6,14 @@ format from the magic bytes, so an artifact restores whatever its name says.
 
 import gzip
 import zlib
-from typing import BinaryIO, Protocol
+from pathlib import Path
+from typing import IO, BinaryIO, Protocol, cast
 
 import zstandard
 
 from backup_operator.runner.naming import Compression
+
+__all__ = ["Chunk", "Compression", "compressor", "decompressing_reader", "detect", "detect_file"]
 
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
@@ -63,14 +66,14 @@ class _Gzip:
 class _Zstd:
     def __init__(self, sink: Sink, level: int) -> None:
         cctx = zstandard.ZstdCompressor(level=level, threads=-1)
-        self._w = cctx.stream_writer(sink, closefd=False, write_size=WRITE_SIZE)
+        self._w = cctx.stream_writer(cast(IO[bytes], sink), closefd=False, write_size=WRITE_SIZE)
 
     def write(self, data: Chunk) -> None:
         self._w.write(data)
 
     def finish(self) -> None:
         self._w.flush(zstandard.FLUSH_FRAME)
-        self._w.close()
+        self._w.close()  # type: ignore[no-untyped-call]
 
 
 def compressor(kind: Compression, sink: Sink, gzip_level: int = GZIP_LEVEL) -> Compressor:
@@ -91,10 +94,16 @@ def detect(head: bytes) -> Compression:
     return "none"
 
 
+def detect_file(path: Path) -> Compression:
+    """The compression of the file at ``path``, from its first bytes."""
+    with path.open("rb") as handle:
+        return detect(handle.read(4))
+
+
 def decompressing_reader(kind: Compression, raw: BinaryIO) -> BinaryIO:
     """A file object whose ``read(n)`` returns at most ``n`` plain bytes of ``raw``."""
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
     if kind == "zstd":
         reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(
             raw, read_size=WRITE_SIZE, closefd=False

@@ -95,10 +95,11 @@ def dump_with_mongodump(
     """Run ``mongodump --archive`` and stream its stdout into ``write``."""
     with mongotools.uri_config(uri) as config:
         proc = mongotools.start(mongotools.mongodump_argv(binary, config, database))
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         tail = mongotools.StderrTail(proc.stderr)
         try:
-            while chunk := proc.stdout.read1(mongotools.READ_SIZE):
+            while chunk := proc.stdout.read(mongotools.READ_SIZE):
                 write(chunk)
         except BaseException:
             proc.send_signal(signal.SIGKILL)

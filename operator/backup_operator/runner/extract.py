@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
-from backup_operator.runner.compression import Compression, decompressing_reader, detect
+from backup_operator.runner.compression import Compression, decompressing_reader, detect_file
 from backup_operator.runner.errors import RunnerError
 from backup_operator.runner.integrity import HashingReader, check_sha256
 
@@ -79,7 +79,7 @@ class ExtractStats:
 def open_tar(archive: Path) -> Iterator[tuple[tarfile.TarFile, HashingReader, Compression]]:
     """A streaming tar reader over the (auto-detected) decompressed artifact."""
     with archive.open("rb", buffering=READ_SIZE) as raw:
-        kind = detect(raw.peek(4)[:4])
+        kind = detect_file(archive)
         hashing = HashingReader(raw)
         plain = decompressing_reader(kind, cast(BinaryIO, hashing))
         with tarfile.open(fileobj=plain, mode="r|", bufsize=READ_SIZE) as tar:
@@ -91,7 +91,7 @@ def verify(archive: Path, expected_sha256: str) -> Compression:
     problems: list[str] = []
     broken: str | None = None
     with archive.open("rb", buffering=READ_SIZE) as raw:
-        kind = detect(raw.peek(4)[:4])
+        kind = detect_file(archive)
         hashing = HashingReader(raw)
         try:
             plain = decompressing_reader(kind, cast(BinaryIO, hashing))
@@ -199,7 +199,7 @@ class Extractor:
             os.lchown(dest, member.uid, member.gid)
 
 
-def _copy_sparse(source: BinaryIO, out: BinaryIO) -> int:
+def _copy_sparse(source: IO[bytes], out: IO[bytes]) -> int:
     """Copy, seeking over whole zero chunks so sparse files stay sparse."""
     written = 0
     while chunk := source.read(READ_SIZE):
@@ -213,9 +213,7 @@ def _copy_sparse(source: BinaryIO, out: BinaryIO) -> int:
 
 def _remove_existing(path: Path) -> None:
     """Make room for a new member: unlink files and links (never follow), keep directories."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists() and not path.is_dir():
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
         path.unlink()
     elif path.is_dir():
         raise RunnerError("RestoreFailed", f"{path} exists and is a directory")

@@ -6,7 +6,7 @@ a server. The runner is a short-lived process of its own, so the synchronous cli
 Every driver error leaves this module as a :class:`RunnerError` with a redacted message.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -113,7 +113,7 @@ class Mongo:
                 metas.append(self._meta(db, name, info))
         return metas, skipped
 
-    def _meta(self, db: str, name: str, info: dict[str, Any]) -> CollectionMeta:
+    def _meta(self, db: str, name: str, info: Mapping[str, Any]) -> CollectionMeta:
         uuid = info.get("info", {}).get("uuid")
         indexes = [dict(ix) for ix in self.client[db][name].list_indexes()]
         return CollectionMeta(
@@ -162,9 +162,7 @@ class Mongo:
 
 def _duplicates_only(exc: BulkWriteError, uri: str) -> int:
     errors = exc.details.get("writeErrors", [])
-    if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get(
-        "writeConcernErrors"
-    ):
+    if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
         raise RunnerError("RestoreFailed", one_line(redact(str(exc), secrets_of(uri))))
     return len(errors)
 

@@ -108,9 +108,13 @@ def failure_from_stderr(lines: list[str], uri: str, fallback: Reason) -> RunnerE
     return RunnerError(fallback, message)
 
 
-def start(argv: list[str], *, stdin: int | None = None) -> subprocess.Popen[bytes]:
-    """Start a tool with stdout and stderr piped; a minimal environment."""
+def start(argv: list[str], *, restore: bool = False) -> subprocess.Popen[bytes]:
+    """Start a tool: a dump writes to our stdout pipe, a restore reads our stdin pipe."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR", "LANG", "TZ")}
     return subprocess.Popen(
-        argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        argv,
+        stdin=subprocess.PIPE if restore else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if restore else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )

@@ -1,5 +1,6 @@
 """Hand the result out: stdout (last line) and the container's termination log."""
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -12,9 +13,8 @@ def emit(result: RunnerResult, termination_log: str | None) -> None:
     """Print the rendered result and write it to ``termination_log`` when writable."""
     message = result.render()
     if termination_log:
-        try:
+        # Not in a pod (no writable termination log): stdout alone carries the result.
+        with contextlib.suppress(OSError):
             Path(termination_log).write_text(message, encoding="utf-8")
-        except OSError:
-            pass  # not running in a pod (or no such file): stdout carries the result
     sys.stdout.write(message + "\n")
     sys.stdout.flush()

@@ -20,7 +20,12 @@ from backup_operator.runner.archive_format import (
     CollectionMeta,
     Documents,
 )
-from backup_operator.runner.compression import WRITE_SIZE, Compression, decompressing_reader, detect
+from backup_operator.runner.compression import (
+    WRITE_SIZE,
+    Compression,
+    decompressing_reader,
+    detect_file,
+)
 from backup_operator.runner.errors import RunnerError
 from backup_operator.runner.mongo import Mongo
 
@@ -52,8 +57,8 @@ class RestoreStats:
 
 def open_plain(archive: Path) -> tuple[BinaryIO, Compression]:
     """The decompressed archive as a buffered stream, and its compression."""
+    kind = detect_file(archive)
     raw = archive.open("rb", buffering=WRITE_SIZE)
-    kind = detect(raw.peek(4)[:4])
     plain = decompressing_reader(kind, raw)
     if kind == "zstd":
         plain = cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, plain), WRITE_SIZE))
@@ -119,8 +124,9 @@ def restore_with_mongorestore(binary: str, uri: str, archive: Path, target: Targ
     argv_args = {"database": target.database, "to_database": target.to_database}
     with mongotools.uri_config(uri) as config, plain:
         argv = mongotools.mongorestore_argv(binary, config, drop=target.drop, **argv_args)
-        proc = mongotools.start(argv, stdin=-1)
-        assert proc.stdin is not None and proc.stderr is not None
+        proc = mongotools.start(argv, restore=True)
+        assert proc.stdin is not None
+        assert proc.stderr is not None
         tail = mongotools.StderrTail(proc.stderr)
         try:
             while chunk := plain.read(WRITE_SIZE):

@@ -102,7 +102,8 @@ def parse_termination_message(text: str | bytes | None) -> RunnerResult:
     except (ValueError, ValidationError, TypeError, RecursionError) as exc:
         snippet = " ".join(str(text)[:200].split()) if text else "empty"
         return RunnerResult.failure(
-            "InvalidTerminationMessage", f"unreadable termination message ({exc.__class__.__name__}): {snippet}"
+            "InvalidTerminationMessage",
+            f"unreadable termination message ({exc.__class__.__name__}): {snippet}",
         )
 
 

@@ -6,6 +6,7 @@ fsynced, so a crash never leaves a file that looks finished. Any failure removes
 file; ENOSPC becomes ``NoSpaceLeft``.
 """
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -104,14 +105,15 @@ class ArtifactWriter:
             return
         self._abort()
         if no_space(exc) and not (isinstance(exc, RunnerError) and exc.reason == "NoSpaceLeft"):
-            raise RunnerError("NoSpaceLeft", f"no space left on device writing {self.final}") from exc
+            raise RunnerError(
+                "NoSpaceLeft", f"no space left on device writing {self.final}"
+            ) from exc
 
     def _abort(self) -> None:
         if self._out is not None:
-            try:
+            # The buffered tail may not be writable (ENOSPC): it goes with the file.
+            with contextlib.suppress(OSError):
                 self._out.file.close()
-            except OSError:
-                pass  # the buffered tail cannot be written (e.g. ENOSPC): dropped with the file
         self.partial.unlink(missing_ok=True)
 
 

@@ -1,0 +1,28 @@
+# backup-operator: the commands a developer (and CI) runs. `make help` lists them.
+PYTHON ?= python3
+
+.PHONY: help test deps tools lint unit integration crds
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+test:  ## Everything CI runs: install, build the test cluster parts, lint, unit and integration tests
+	hack/test.sh
+
+deps:  ## Install the package and its test tools
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+tools:  ## Build kube-apiserver, kube-controller-manager, etcd, FerretDB (cached, keyed by version)
+	hack/build-tools.sh
+
+lint:  ## ruff, mypy (strict), import layering, CRD drift
+	hack/test.sh lint
+
+unit:  ## Unit tests only (no cluster)
+	$(PYTHON) -m pytest tests/unit
+
+integration:  ## Integration tests on a real control plane and FerretDB
+	$(PYTHON) -m pytest tests/integration
+
+crds:  ## Regenerate crds/ from the API models
+	backup-operator crds

@@ -1,0 +1,58 @@
+"""Units, conditions, settings and the audit document: small pure pieces."""
+
+from __future__ import annotations
+
+import pytest
+
+from backup_operator.api.v1alpha1 import PendingAudit
+from backup_operator.audit import audit_document
+from backup_operator.conditions import set_condition
+from backup_operator.settings import SettingsError, from_env
+from backup_operator.units import human_duration, human_size
+from tests.unit.factories import UID, at, database_backup, with_status
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (512, "512 B"), (1536, "1.5 KiB"), (1048576, "1.0 MiB"), (5 * 1024**4, "5.0 TiB")],
+)
+def test_human_size(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (12.4, "12s"), (75, "1m15s"),
+                                               (3725, "1h2m5s")])  # fmt: skip
+def test_human_duration(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_condition_transition_time_moves_only_with_status() -> None:
+    first = set_condition([], "Succeeded", "Unknown", "Queued", "", at(0), 1)
+    same = set_condition(first, "Succeeded", "Unknown", "JobRunning", "running", at(5), 1)
+    done = set_condition(same, "Succeeded", "True", "JobSucceeded", "", at(9), 1)
+    assert same[0].last_transition_time == at(0) and same[0].reason == "JobRunning"
+    assert done[0].last_transition_time == at(9)
+    assert len(done) == 1
+
+
+def test_settings_defaults_and_errors() -> None:
+    settings = from_env({})
+    assert (settings.lock_scope, settings.reconcile_seconds) == ("Namespace", 10.0)
+    assert from_env({"BACKUP_LOCK_SCOPE": "Cluster"}).lock_scope == "Cluster"
+    with pytest.raises(SettingsError, match="BACKUP_LOCK_SCOPE"):
+        from_env({"BACKUP_LOCK_SCOPE": "Galaxy"})
+    with pytest.raises(SettingsError, match="BACKUP_RECONCILE_SECONDS"):
+        from_env({"BACKUP_RECONCILE_SECONDS": "soon"})
+
+
+def test_audit_document() -> None:
+    backup = database_backup()
+    backup = with_status(backup, backup.status.model_copy(update={"requested_by": "alice"}))
+    record = PendingAudit(id=f"{UID}:started:1", action="database_backup_started", time=at(0),
+                          details={"jobName": "dbbackup-x"})  # fmt: skip
+    document = audit_document(backup, record)
+    assert document["_id"] == f"{UID}:started:1"
+    assert document["user"] == {"username": "alice"}
+    assert document["resource"]["kind"] == "DatabaseBackup"
+    assert document["resource"]["uid"] == UID
+    assert document["details"] == {"jobName": "dbbackup-x"}
