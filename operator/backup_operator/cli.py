@@ -22,10 +22,15 @@ def main() -> None:
     "-n", "--namespace", "namespaces", multiple=True, help="Watch this namespace (repeatable)."
 )
 @click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace.")
-@click.option("--liveness", default="http://0.0.0.0:8080/healthz", show_default=True,
-              help="Liveness endpoint; empty to disable.")  # fmt: skip
-@click.option("--log-format", type=click.Choice(["json", "plain", "full"]), default="json",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8080/healthz",
+    show_default=True,
+    help="Liveness endpoint; empty to disable.",
+)
+@click.option(
+    "--log-format", type=click.Choice(["json", "plain", "full"]), default="json", show_default=True
+)
 @click.option("--verbose", is_flag=True, help="Log debug messages.")
 def run(
     namespaces: tuple[str, ...], all_namespaces: bool, liveness: str, log_format: str, verbose: bool

@@ -191,8 +191,9 @@ class _Step:
     def _update(self, **changes: object) -> None:
         self.status = self.status.model_copy(update=changes)
 
-    def _condition(self, type_: str, status: Literal["True", "False", "Unknown"], reason: str,
-                   message: str) -> None:  # fmt: skip
+    def _condition(
+        self, type_: str, status: Literal["True", "False", "Unknown"], reason: str, message: str
+    ) -> None:
         generation = self.backup.metadata.generation
         new = cond.set_condition(
             self.status.conditions, type_, status, reason, message, self.now, generation

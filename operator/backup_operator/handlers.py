@@ -102,6 +102,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         audit = _audit_sink(runtime.settings)
         runtime.reconciler = Reconciler(kube, audit, runtime.settings, runtime.queues)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # kopf's own credential readers: in-cluster token first, else the kubeconfig.
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+        return info or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         if runtime.reconciler is not None:
@@ -125,11 +131,17 @@ def _register_kind(
         scope_ns = namespace if settings.lock_scope == "Namespace" else settings.namespace
         return queue_key(info.lock_type, scope_ns)
 
-    def queue_entry(body: kopf.Body, **_: Any) -> dict[str, Waiter] | None:
-        waiter = waiter_of(dict(body))
-        return {lock_key(body): waiter} if waiter else None
+    def is_waiting(body: kopf.Body, **_: Any) -> bool:
+        return waiter_of(dict(body)) is not None
 
-    kopf.index(*resource, id=_index_id(info), registry=registry)(queue_entry)
+    def queue_entry(body: kopf.Body, **_: Any) -> dict[str, Waiter]:
+        waiter = waiter_of(dict(body))
+        assert waiter is not None  # guaranteed by the when= filter
+        return {lock_key(body): waiter}
+
+    # kopf keeps an index entry when the function returns None; only a filter that stops
+    # matching removes it. So "still waiting" is the filter, not a None result.
+    kopf.index(*resource, id=_index_id(info), registry=registry, when=is_waiting)(queue_entry)
 
     async def on_backup(name: str, namespace: str | None, **kwargs: Any) -> None:
         await reconciler(kwargs).reconcile(info, str(namespace), name)

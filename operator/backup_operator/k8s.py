@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from backup_operator.api.kinds import KindInfo
 from backup_operator.api.v1alpha1 import API_VERSION, GROUP, VERSION
@@ -46,30 +45,35 @@ async def connect() -> client.ApiClient:
     return client.ApiClient()
 
 
+class ApiError(Exception):
+    """Any other refusal of the API server, with its HTTP status and its own message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
 async def _read(call: Awaitable[Any]) -> Manifest:
-    """Await a raw call and decode its JSON body; map 409 to ``Conflict``."""
-    try:
-        response = await call
-    except ApiException as error:
-        if error.status == 409:
-            raise Conflict(str(error.reason)) from error
-        raise
-    data: Manifest = json.loads(await response.read() or b"{}")
+    """Await a raw call and decode its JSON body; 409 is ``Conflict``, other errors ``ApiError``.
+
+    With ``_preload_content=False`` the client returns the HTTP response as it is, errors
+    included, so the status is checked here.
+    """
+    response = await call
+    body = await response.read()
+    data: Manifest = json.loads(body or b"{}")
+    if response.status == 409:
+        raise Conflict(str(data.get("message", "conflict")))
+    if response.status >= 400:
+        raise ApiError(response.status, str(data.get("message", response.reason)))
     return data
-
-
-def _api_message(error: ApiException) -> str:
-    """The API server's own explanation of a refusal."""
-    try:
-        return str(json.loads(error.body or "{}")["message"])
-    except (TypeError, ValueError, KeyError):
-        return f"{error.status} {error.reason}"
 
 
 async def _read_or_none(call: Awaitable[Any]) -> Manifest | None:
     try:
         return await _read(call)
-    except ApiException as error:
+    except ApiError as error:
         if error.status == 404:
             return None
         raise
@@ -105,10 +109,16 @@ class Kube:
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         return await _read(
             self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, info.plural, name, body,
-                _content_type=MERGE_PATCH, **self._raw,
+                GROUP,
+                VERSION,
+                namespace,
+                info.plural,
+                name,
+                body,
+                _content_type=MERGE_PATCH,
+                **self._raw,
             )
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ jobs and pods
 
@@ -123,9 +133,9 @@ class Kube:
             await _read(self.batch.create_namespaced_job(namespace, manifest, **self._raw))
         except Conflict:
             return False
-        except ApiException as error:
+        except ApiError as error:
             if error.status in (400, 403, 422):
-                raise Rejected(_api_message(error)) from error
+                raise Rejected(error.message) from error
             raise
         return True
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -52,12 +52,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Keep each phase's report on the item (``item.rep_setup`` / ``rep_call`` / ...),
     so fixtures can tell in their teardown whether the test failed."""
     report: pytest.TestReport = yield
     setattr(item, f"rep_{report.when}", report)
-    return report  # type: ignore[return-value]
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -68,8 +70,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def _failed_report(item: pytest.Item) -> pytest.TestReport | None:
     for when in ("call", "setup"):
-        report: pytest.TestReport | None = getattr(item, f"rep_{when}", None)
-        if report is not None and report.failed:
+        report = getattr(item, f"rep_{when}", None)
+        if isinstance(report, pytest.TestReport) and report.failed:
             return report
     return None
 

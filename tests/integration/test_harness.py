@@ -7,6 +7,7 @@ plane, controllers, PodPlayer, FerretDB) works at all. They use no operator code
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pymongo.errors
@@ -32,7 +33,7 @@ RESTRICTED_CONTAINER_SECURITY = {
 
 
 @pytest.fixture
-def kube(control_plane: ControlPlane) -> Any:
+def kube(control_plane: ControlPlane) -> Iterator[Kube]:
     with Kube(control_plane.kubeconfig) as client:
         yield client
 
@@ -123,7 +124,10 @@ def test_podsecurity_rejects_a_privileged_pod_in_a_restricted_namespace(
     with pytest.raises(ApiException) as refused:
         kube.create(resource_path("v1", "pods", namespace), privileged)
     assert refused.value.status == 403
-    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
+    assert (
+        'violates PodSecurity "restricted:latest"'
+        in json.loads(refused.value.body or "{}")["message"]
+    )
 
     compliant = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ok"}, "spec": pod_spec()}
     kube.create(resource_path("v1", "pods", namespace), compliant)

@@ -11,6 +11,7 @@ processes of the test session:
 - ``ferretdb``: ``FerretDB``, a MongoDB-wire server with the SQLite backend.
 - ``podplayer``: ``PodPlayer``, plays the kubelet's part for Job pods (there is no node).
 - ``dump``: YAML dump of a namespace for failure reports.
+- ``kube``: ``Kube``, plain-JSON requests to the API (any group, custom resources too).
 - ``waiting``: ``wait_for``, the one way to wait for a condition (never a bare sleep).
 - ``pki``, ``processes``: certificates and child-process plumbing used by the above.
 """

@@ -27,6 +27,7 @@ from types import TracebackType
 import kubernetes
 import yaml
 
+from tests.support.kube import api_client_for
 from tests.support.pki import CertificateAuthority, KeyPair, write_service_account_key
 from tests.support.processes import ComponentError, ManagedProcess, free_port
 from tests.support.tools import Tools, tools
@@ -140,9 +141,7 @@ class ControlPlane:
 
     def api_client(self, kubeconfig: Path | None = None) -> kubernetes.client.ApiClient:
         """A ``kubernetes`` (sync) ApiClient for ``kubeconfig`` (default: admin)."""
-        return kubernetes.config.new_client_from_config(
-            config_file=str(kubeconfig or self.kubeconfig), persist_config=False
-        )
+        return api_client_for(kubeconfig or self.kubeconfig)
 
     def __enter__(self) -> ControlPlane:
         self.start()

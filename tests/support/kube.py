@@ -18,7 +18,7 @@ from typing import Any
 import kubernetes
 from kubernetes.client import ApiException
 
-__all__ = ["STRATEGIC_MERGE", "ApiException", "Kube", "resource_path"]
+__all__ = ["STRATEGIC_MERGE", "ApiException", "Kube", "api_client_for", "resource_path"]
 
 JSONDict = dict[str, Any]
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
@@ -42,19 +42,25 @@ def resource_path(
     return "/".join(parts)
 
 
+def api_client_for(kubeconfig: Path | str) -> kubernetes.client.ApiClient:
+    """A sync ``kubernetes`` ApiClient for ``kubeconfig`` (not the process-wide default)."""
+    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), persist_config=False
+    )
+    return client
+
+
 class Kube:
     """A small JSON client over ``kubernetes.client.ApiClient`` (thread-safe enough:
     urllib3's pool is)."""
 
     def __init__(self, kubeconfig: Path | str, *, timeout: float = 30.0) -> None:
         self.kubeconfig = Path(kubeconfig)
-        self.api_client = kubernetes.config.new_client_from_config(
-            config_file=str(kubeconfig), persist_config=False
-        )
+        self.api_client = api_client_for(kubeconfig)
         self.timeout = timeout
 
     def close(self) -> None:
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> Kube:
         return self

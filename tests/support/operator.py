@@ -91,9 +91,9 @@ def apply_crds(kube: Kube) -> None:
     """Create (or replace) our CRDs and wait until the API server serves them."""
     import yaml
 
+    crd_path = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions")
     for path in sorted(CRDS.glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
-        crd_path = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions")
         existing = kube.get_or_none(f"{crd_path}/{crd['metadata']['name']}")
         if existing is None:
             kube.create(crd_path, crd)
@@ -111,5 +111,5 @@ def _established(kube: Kube, crd_path: str, name: str) -> bool:
     crd = kube.get(f"{crd_path}/{name}")
     return any(
         c["type"] == "Established" and c["status"] == "True"
-        for c in crd.get("status", {}).get("conditions", [])
+        for c in (crd.get("status") or {}).get("conditions") or []
     )

@@ -138,11 +138,14 @@ def _now_rfc3339() -> str:
 class PodPlayer:
     """Plays scheduler + kubelet for pods created by Jobs in ``namespaces``.
 
-    ``outcome(pod) -> PodOutcome`` decides how each pod ends; the pod dict is the pod as
-    the API served it plus ``pod["podPlayer"]`` = ``{"jobName", "ownerKind", "ownerName",
-    "attempt"}`` (the Job's controller owner, e.g. the backup CR; attempt counts this
-    Job's pods from 1). Change ``player.outcome`` at any time; it applies to pods that
-    start afterwards. Errors in the player's threads are collected in ``errors``.
+    ``outcome(pod) -> PodOutcome`` decides how each pod ends. It is called (in the pod's
+    own thread) once the pod is Running and recorded in ``runs``; it may block, the
+    container "runs" meanwhile, and then for ``delay_seconds``. The pod dict is the pod
+    as the API served it plus ``pod["podPlayer"]`` = ``{"jobName", "ownerKind",
+    "ownerName", "attempt"}`` (the Job's controller owner, e.g. the backup CR; attempt
+    counts this Job's pods from 1). Change ``player.outcome`` at any time; it applies to
+    pods that start afterwards. Errors in the player's threads are collected in
+    ``errors``; the ``pod_player`` fixture fails the test when there are any.
     """
 
     def __init__(
@@ -198,8 +201,11 @@ class PodPlayer:
                 response.response.shutdown()
             except Exception:  # best effort, the thread ends anyway
                 log.debug("closing a watch failed", exc_info=True)
-        for thread in self._threads:
-            thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.kube.close()
 
     def __enter__(self) -> PodPlayer:
@@ -220,7 +226,11 @@ class PodPlayer:
     def wait_for_runs(
         self, count: int, timeout: float = 60.0, *, finished: bool = True
     ) -> list[PodRun]:
-        """Wait until ``count`` pods were played (and, by default, have ended)."""
+        """Wait until ``count`` pods were played (and, by default, have ended).
+
+        "Ended" is recorded just before the pod's final status is sent: to see its effects
+        through the API (pod phase, Job conditions), wait on the API itself.
+        """
 
         def enough() -> list[PodRun] | None:
             runs = [run for run in self.runs if run.finished or not finished]
@@ -337,7 +347,8 @@ class PodPlayer:
             name=f"podplayer-{meta['namespace']}-{meta['name']}",
             daemon=True,
         )
-        self._threads.append(thread)
+        with self._lock:
+            self._threads.append(thread)
         thread.start()
 
     def _is_new_job_pod(self, kind: str, pod: JSONDict) -> bool:
@@ -361,10 +372,18 @@ class PodPlayer:
         namespace, name = meta["namespace"], meta["name"]
         pod_path = resource_path("v1", "pods", namespace, name)
         try:
-            self._bind(namespace, name)
+            try:
+                self._bind(namespace, name)
+            except ApiException as error:
+                if error.status == 409:
+                    return  # already bound elsewhere, or being deleted: not ours to play
+                raise
             context = self._context(pod)
-            outcome = self._decide(pod, context)
             now = _now_rfc3339()
+            # Times are taken before each status report, as a kubelet reports what already
+            # happened: an interval ends before anyone can see the pod finished, so a pod
+            # started in reaction to that is never counted as overlapping.
+            start_monotonic, start_wall = time.monotonic(), time.time()
             self.kube.patch(pod_path + "/status", _running_status(pod, now))
             run = PodRun(
                 namespace=namespace,
@@ -374,25 +393,28 @@ class PodPlayer:
                 owner_kind=context["ownerKind"],
                 owner_name=context["ownerName"],
                 attempt=context["attempt"],
-                start_monotonic=time.monotonic(),
-                start_wall=time.time(),
+                start_monotonic=start_monotonic,
+                start_wall=start_wall,
             )
             with self._lock:
                 self._runs.append(run)
-            state.interrupt.wait(outcome.delay_seconds)  # the container "runs"
+            # The container runs while the outcome callable runs (it may block, e.g. until
+            # the test releases it) and then for delay_seconds.
+            outcome = self._decide(pod, context)
+            state.interrupt.wait(outcome.delay_seconds)
             if state.deleted:
                 outcome = PodOutcome(KILLED_EXIT_CODE, "", 0)
             elif self._stopping.is_set():
                 return  # the node goes away with the player; the pod stays Running
-            self.kube.patch(
-                pod_path + "/status", _terminated_status(pod, outcome, now, _now_rfc3339())
-            )
             with self._lock:
                 run.end_monotonic = time.monotonic()
                 run.end_wall = time.time()
                 run.exit_code = outcome.exit_code
                 run.message = outcome.message
                 run.killed = state.deleted
+            self.kube.patch(
+                pod_path + "/status", _terminated_status(pod, outcome, now, _now_rfc3339())
+            )
             if state.deleted:
                 # What a kubelet does once the containers are gone: the final delete.
                 self.kube.delete(pod_path, gracePeriodSeconds=0)

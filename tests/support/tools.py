@@ -93,6 +93,13 @@ def tools() -> Tools:
     Raises:
         ToolsUnavailableError: the build failed or a binary is missing after it.
     """
+    try:
+        return _build()
+    except OSError as error:
+        raise ToolsUnavailableError(f"cannot build or find the binaries: {error}") from error
+
+
+def _build() -> Tools:
     versions = read_versions()
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)

@@ -143,8 +143,9 @@ def test_job_found_after_crash_before_status_write() -> None:
 
 def test_succeeded() -> None:
     backup = running(database_backup())
-    decision = decide(backup, job(backup, outcome="Complete", attempts=1, artifact=ARTIFACT),
-                      MINE, at(12))  # fmt: skip
+    decision = decide(
+        backup, job(backup, outcome="Complete", attempts=1, artifact=ARTIFACT), MINE, at(12)
+    )
     assert decision.status.phase == "Succeeded"
     assert decision.release_lock
     assert decision.status.artifact is not None
@@ -163,15 +164,31 @@ def test_succeeded() -> None:
 @pytest.mark.parametrize(
     ("view", "reason", "in_message"),
     [
-        ({"reason": "DeadlineExceeded", "message": "Job was active longer than specified"},
-         "DeadlineExceeded", "deadline"),
-        ({"reason": "BackoffLimitExceeded", "error_reason": "SourceUnreachable",
-          "error_message": "cannot reach mongo.shop:27017"}, "SourceUnreachable", "mongo.shop"),
-        ({"reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"},
-         "BackoffLimitExceeded", "backoff limit"),
+        (
+            {"reason": "DeadlineExceeded", "message": "Job was active longer than specified"},
+            "DeadlineExceeded",
+            "deadline",
+        ),
+        (
+            {
+                "reason": "BackoffLimitExceeded",
+                "error_reason": "SourceUnreachable",
+                "error_message": "cannot reach mongo.shop:27017",
+            },
+            "SourceUnreachable",
+            "mongo.shop",
+        ),
+        (
+            {
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            },
+            "BackoffLimitExceeded",
+            "backoff limit",
+        ),
         ({}, "JobFailed", "failed"),
     ],
-)  # fmt: skip
+)
 def test_failed_job(view: dict[str, Any], reason: str, in_message: str) -> None:
     backup = running(database_backup())
     decision = decide(backup, job(backup, outcome="Failed", attempts=2, **view), MINE, at(40))
@@ -214,15 +231,23 @@ def test_finished_backup_is_left_alone(lock: LockView) -> None:
 @pytest.mark.parametrize(
     ("backup", "problem"),
     [
-        (files_backup(storage={"pvc": {"claimName": "uploads", "subPath": "backups"}}),
-         "inside spec.source.pvc"),
-        (files_backup(source={"pvc": {"claimName": "data", "subPath": "a"}},
-                      storage={"pvc": {"claimName": "data", "subPath": "a/b"}}),
-         "inside spec.source.pvc"),
-        (database_backup(storage={"pvc": {"claimName": "b", "subPath": "x/../../etc"}}),
-         "must not contain '..'"),
+        (
+            files_backup(storage={"pvc": {"claimName": "uploads", "subPath": "backups"}}),
+            "inside spec.source.pvc",
+        ),
+        (
+            files_backup(
+                source={"pvc": {"claimName": "data", "subPath": "a"}},
+                storage={"pvc": {"claimName": "data", "subPath": "a/b"}},
+            ),
+            "inside spec.source.pvc",
+        ),
+        (
+            database_backup(storage={"pvc": {"claimName": "b", "subPath": "x/../../etc"}}),
+            "must not contain '..'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_refused_spec(backup: Backup, problem: str) -> None:
     decision = decide(backup, None, FREE, at(0))
     assert condition(decision, "Succeeded") == ("False", "InvalidSpec")
@@ -231,8 +256,10 @@ def test_refused_spec(backup: Backup, problem: str) -> None:
 
 
 def test_sibling_folders_of_one_volume_are_fine() -> None:
-    backup = files_backup(source={"pvc": {"claimName": "data", "subPath": "app"}},
-                          storage={"pvc": {"claimName": "data", "subPath": "app-backups"}})  # fmt: skip
+    backup = files_backup(
+        source={"pvc": {"claimName": "data", "subPath": "app"}},
+        storage={"pvc": {"claimName": "data", "subPath": "app-backups"}},
+    )
     assert spec_problem(backup) is None
 
 

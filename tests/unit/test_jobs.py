@@ -70,10 +70,12 @@ def test_pod_is_restricted() -> None:
     ("spec", "flags"),
     [
         ({}, []),
-        ({"include": ["*.jpg"], "exclude": ["tmp/*"], "allowPartial": True},
-         ["--include", "*.jpg", "--exclude", "tmp/*", "--allow-partial"]),
+        (
+            {"include": ["*.jpg"], "exclude": ["tmp/*"], "allowPartial": True},
+            ["--include", "*.jpg", "--exclude", "tmp/*", "--allow-partial"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_files_job_mounts_source_read_only(spec: dict[str, object], flags: list[str]) -> None:
     backup = files_backup(**spec, storage={"pvc": {"claimName": "backups", "subPath": "nightly"}})
     pod = build_job(backup, SETTINGS)["spec"]["template"]["spec"]

@@ -28,8 +28,9 @@ def held(holder: Holder | None = OTHER, renewed: float = 0) -> LeaseView:
     return LeaseView("shop", "backup-lock-database", "7", holder, at(renewed), 300, 1)
 
 
-def state(exists: bool = True, finished: bool = False, active: bool = False,
-          job_finished: bool = False) -> HolderState:  # fmt: skip
+def state(
+    exists: bool = True, finished: bool = False, active: bool = False, job_finished: bool = False
+) -> HolderState:
     return HolderState(exists, finished, active, job_finished)
 
 

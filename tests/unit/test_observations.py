@@ -18,8 +18,9 @@ RESULT = {
 }
 
 
-def a_job(*conditions: tuple[str, str], active: int = 0, failed: int = 0,
-          succeeded: int = 0) -> dict[str, Any]:  # fmt: skip
+def a_job(
+    *conditions: tuple[str, str], active: int = 0, failed: int = 0, succeeded: int = 0
+) -> dict[str, Any]:
     return {
         "metadata": {"name": "filesbackup-b-1"},
         "status": {
@@ -52,8 +53,11 @@ def test_running_job() -> None:
 
 
 def test_complete_job_reads_the_artifact() -> None:
-    job = a_job(("SuccessCriteriaMet", "CompletionsReached"), ("Complete", "CompletionsReached"),
-                succeeded=1)  # fmt: skip
+    job = a_job(
+        ("SuccessCriteriaMet", "CompletionsReached"),
+        ("Complete", "CompletionsReached"),
+        succeeded=1,
+    )
     view = job_view(job, [a_pod("Succeeded", json.dumps(RESULT))])
     assert view.outcome == "Complete"
     assert view.artifact is not None
@@ -61,18 +65,26 @@ def test_complete_job_reads_the_artifact() -> None:
 
 
 def test_failed_job_reads_the_newest_failure() -> None:
-    old = a_pod("Failed", json.dumps({"ok": False, "reason": "DumpFailed", "error": "first"}),
-                "2026-12-04T02:00:00Z")  # fmt: skip
-    new = a_pod("Failed", json.dumps({"ok": False, "reason": "SourceUnreachable", "error": "2nd"}),
-                "2026-12-04T02:01:00Z")  # fmt: skip
+    old = a_pod(
+        "Failed",
+        json.dumps({"ok": False, "reason": "DumpFailed", "error": "first"}),
+        "2026-12-04T02:00:00Z",
+    )
+    new = a_pod(
+        "Failed",
+        json.dumps({"ok": False, "reason": "SourceUnreachable", "error": "2nd"}),
+        "2026-12-04T02:01:00Z",
+    )
     view = job_view(a_job(("Failed", "BackoffLimitExceeded"), failed=2), [new, old])
     assert (view.outcome, view.reason, view.attempts) == ("Failed", "BackoffLimitExceeded", 2)
     assert (view.error_reason, view.error_message) == ("SourceUnreachable", "2nd")
 
 
 def test_garbage_termination_message_is_a_reason_not_a_crash() -> None:
-    view = job_view(a_job(("Failed", "BackoffLimitExceeded"), failed=1),
-                    [a_pod("Failed", "Traceback (most recent call last): boom")])  # fmt: skip
+    view = job_view(
+        a_job(("Failed", "BackoffLimitExceeded"), failed=1),
+        [a_pod("Failed", "Traceback (most recent call last): boom")],
+    )
     assert view.error_reason == "InvalidTerminationMessage"
     assert "Traceback" in view.error_message
 

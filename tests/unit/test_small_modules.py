@@ -20,8 +20,9 @@ def test_human_size(size: int, text: str) -> None:
     assert human_size(size) == text
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (12.4, "12s"), (75, "1m15s"),
-                                               (3725, "1h2m5s")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0, "0s"), (12.4, "12s"), (75, "1m15s"), (3725, "1h2m5s")]
+)
 def test_human_duration(seconds: float, text: str) -> None:
     assert human_duration(seconds) == text
 
@@ -48,8 +49,12 @@ def test_settings_defaults_and_errors() -> None:
 def test_audit_document() -> None:
     backup = database_backup()
     backup = with_status(backup, backup.status.model_copy(update={"requested_by": "alice"}))
-    record = PendingAudit(id=f"{UID}:started:1", action="database_backup_started", time=at(0),
-                          details={"jobName": "dbbackup-x"})  # fmt: skip
+    record = PendingAudit(
+        id=f"{UID}:started:1",
+        action="database_backup_started",
+        time=at(0),
+        details={"jobName": "dbbackup-x"},
+    )
     document = audit_document(backup, record)
     assert document["_id"] == f"{UID}:started:1"
     assert document["user"] == {"username": "alice"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from backup_operator.runner import commands, restore_db
-from backup_operator.runner.errors import Reason
+from backup_operator.runner.errors import Reason, RunnerError
 from backup_operator.runner.naming import COMPRESSIONS, Compression
 from backup_operator.runner.output import DEFAULT_TERMINATION_LOG, emit
 from backup_operator.runner.redact import secrets_of
@@ -49,14 +49,11 @@ def _finish(result: RunnerResult, termination_log: str | None) -> None:
 
 def _with_uri(uri_file: Path, fallback: Reason, run: Callable[[str], RunnerResult]) -> RunnerResult:
     """Read the URI and run, redacting its secrets from any failure."""
-    holder: dict[str, tuple[str, ...]] = {"secrets": ()}
-
-    def body() -> RunnerResult:
+    try:
         uri = commands.read_uri(uri_file)
-        holder["secrets"] = secrets_of(uri)
-        return commands.guarded(fallback, holder["secrets"], lambda: run(uri))
-
-    return commands.guarded(fallback, holder["secrets"], body)
+    except RunnerError as exc:
+        return RunnerResult.failure(exc.reason, exc.message)
+    return commands.guarded(fallback, secrets_of(uri), lambda: run(uri))
 
 
 @click.group()

@@ -6,7 +6,9 @@ Each backup names its artifact from the UTC start time, streams the data through
 the reason of the command and a redacted message) so the Job always leaves a result.
 """
 
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +43,7 @@ def guarded(
     except Exception as exc:
         reason: Reason = "NoSpaceLeft" if no_space(exc) else fallback
         message = one_line(redact(f"{exc.__class__.__name__}: {exc}", secrets))
+        sys.stderr.write(redact(traceback.format_exc(), secrets))
         return RunnerResult.failure(reason, message)
 
 

@@ -85,7 +85,12 @@ def test_eof_header_carries_the_crc_of_all_documents() -> None:
     docs = _docs(10)
     data = _archive(docs)
     eof = bson.encode(
-        {"db": "shop", "collection": "items", "EOF": True, "CRC": bson.Int64(as_signed(crc64(b"".join(docs), 0)))}
+        {
+            "db": "shop",
+            "collection": "items",
+            "EOF": True,
+            "CRC": bson.Int64(as_signed(crc64(b"".join(docs), 0))),
+        }
     )
     assert eof + TERMINATOR in data
 
@@ -106,9 +111,13 @@ def test_flipped_document_byte_is_a_crc_mismatch() -> None:
 def test_truncated_archives_are_refused(cut: int) -> None:
     data = _archive(_docs(20))
     reader = ArchiveReader(io.BytesIO(data[:cut]))
-    with pytest.raises(ArchiveFormatError):
+
+    def read_all() -> None:
         reader.read_prelude()
         list(reader.events())
+
+    with pytest.raises(ArchiveFormatError):
+        read_all()
 
 
 def test_wrong_magic_is_refused() -> None:

@@ -20,8 +20,16 @@ NOW = datetime(2026, 12, 4, 2, 0, 5, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("compression", "database", "files"),
     [
-        ("gzip", "mongodb_backup_20261204_020005.archive.gz", "files_backup_20261204_020005.tar.gz"),
-        ("zstd", "mongodb_backup_20261204_020005.archive.zst", "files_backup_20261204_020005.tar.zst"),
+        (
+            "gzip",
+            "mongodb_backup_20261204_020005.archive.gz",
+            "files_backup_20261204_020005.tar.gz",
+        ),
+        (
+            "zstd",
+            "mongodb_backup_20261204_020005.archive.zst",
+            "files_backup_20261204_020005.tar.zst",
+        ),
         ("none", "mongodb_backup_20261204_020005.archive", "files_backup_20261204_020005.tar"),
     ],
 )
@@ -81,7 +89,9 @@ def test_long_lists_are_cut_to_fit_with_a_count() -> None:
 
 
 def test_failure_details_and_huge_error_fit() -> None:
-    result = RunnerResult.failure("UnreadableFiles", "é" * 5000, [f"f{i}: denied" for i in range(900)])
+    result = RunnerResult.failure(
+        "UnreadableFiles", "é" * 5000, [f"f{i}: denied" for i in range(900)]
+    )
     message = result.render()
     assert len(message.encode()) < 4096
     parsed = parse_termination_message(message)

@@ -38,9 +38,15 @@ def test_artifact_round_trips_and_reports_size_and_sha(tmp_path: Path, kind: str
 
 def test_failure_removes_the_partial_file(tmp_path: Path) -> None:
     final = tmp_path / "a"
-    with pytest.raises(RuntimeError), ArtifactWriter(final, "gzip") as writer:
-        writer.write(PAYLOAD)
-        raise RuntimeError("producer died")
+    writer = ArtifactWriter(final, "gzip")
+
+    def produce_then_die() -> None:
+        with writer:
+            writer.write(PAYLOAD)
+            raise RuntimeError("producer died")
+
+    with pytest.raises(RuntimeError):
+        produce_then_die()
     assert os.listdir(tmp_path) == []
 
 
@@ -53,11 +59,7 @@ def test_enospc_becomes_no_space_left(tmp_path: Path) -> None:
 
 
 def test_no_space_looks_through_exception_chains() -> None:
-    try:
-        try:
-            raise OSError(28, "No space left on device")
-        except OSError as inner:
-            raise ValueError("zstd write failed") from inner
-    except ValueError as outer:
-        assert no_space(outer)
+    outer = ValueError("zstd write failed")
+    outer.__cause__ = OSError(28, "No space left on device")
+    assert no_space(outer)
     assert not no_space(ValueError("other"))

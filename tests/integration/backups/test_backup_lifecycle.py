@@ -33,9 +33,16 @@ def test_database_backup_becomes_one_job_and_succeeds(
 ) -> None:
     path = f"{namespace}/nightly/mongodb_backup_20261204_020000.archive.zst"
     pod_player.outcome = lambda pod: PodOutcome(0, json.dumps({**RESULT, "path": path}))
-    stored = create(kube, database_backup(namespace, "nightly", compression="zstd", backoffLimit=0,
-                                          source={"uriSecretRef": {"name": "mongo", "key": "uri"},
-                                                  "database": "shop"}))  # fmt: skip
+    stored = create(
+        kube,
+        database_backup(
+            namespace,
+            "nightly",
+            compression="zstd",
+            backoffLimit=0,
+            source={"uriSecretRef": {"name": "mongo", "key": "uri"}, "database": "shop"},
+        ),
+    )
     done = wait_for_phase(kube, "DatabaseBackup", namespace, "nightly", ("Succeeded",))
     jobs = jobs_of(kube, namespace, stored["metadata"]["uid"])
     assert len(jobs) == 1
@@ -69,8 +76,10 @@ def test_files_backup_failure_keeps_the_runner_reason(
     assert "2 files could not be read" in done["status"]["message"]
     assert done["status"]["attempts"] == 2  # backoffLimit 1: two pods ran
     assert len(jobs_of(kube, namespace, stored["metadata"]["uid"])) == 1
-    events = kube.items(resource_path("v1", "events", namespace),
-                        fieldSelector=f"involvedObject.uid={stored['metadata']['uid']}")  # fmt: skip
+    events = kube.items(
+        resource_path("v1", "events", namespace),
+        fieldSelector=f"involvedObject.uid={stored['metadata']['uid']}",
+    )
     assert ("Warning", "UnreadableFiles") in {(e["type"], e["reason"]) for e in events}
 
 
@@ -103,6 +112,11 @@ def test_deleting_the_backup_deletes_its_job(
     uid = stored["metadata"]["uid"]
     assert len(jobs_of(kube, namespace, uid)) == 1
     kube.delete(backup_path("DatabaseBackup", namespace, "doomed"))
-    wait_for(lambda: not jobs_of(kube, namespace, uid), 60, "the garbage collector to delete the Job")
-    wait_for(lambda: kube.get_or_none(backup_path("DatabaseBackup", namespace, "doomed")) is None,
-             30, "the backup to be gone (finalizer released)")  # fmt: skip
+    wait_for(
+        lambda: not jobs_of(kube, namespace, uid), 60, "the garbage collector to delete the Job"
+    )
+    wait_for(
+        lambda: kube.get_or_none(backup_path("DatabaseBackup", namespace, "doomed")) is None,
+        30,
+        "the backup to be gone (finalizer released)",
+    )

@@ -1,0 +1,65 @@
+# syntax=docker/dockerfile:1
+# backup-operator: one image for the operator (`backup-operator run`) and for its backup
+# Jobs (`backup-operator runner ...`). Build with `make image` (hack/image.sh).
+#
+#   BASE_IMAGE   a Debian bookworm with python3 (>= 3.11) and its venv module. Default: the
+#                public python image. Offline, hack/base-image.sh makes one with debootstrap.
+#   MONGO_TOOLS  `none` (default): no mongodump/mongorestore in the image; the runner then
+#                uses its builtin dumper (archive format compatible with mongorestore).
+#                `build`: compile mongodump and mongorestore from github.com/mongodb/mongo-tools
+#                at MONGO_TOOLS_VERSION with GO_IMAGE. Needs github.com (not reachable here).
+#
+# Needs BuildKit (DOCKER_BUILDKIT=1, the default of current Docker): it skips the stages the
+# final image does not use, so the default build pulls no Go image.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG GO_IMAGE=golang:1.24-bookworm
+ARG MONGO_TOOLS=none
+
+# ---------------------------------------------------------------- builder: wheel and venv
+FROM ${BASE_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+RUN python3 -m venv /opt/backup-operator \
+ && /opt/backup-operator/bin/pip install --quiet --upgrade pip build
+# Dependencies first (from pyproject.toml alone), so a code change reuses this layer.
+COPY pyproject.toml /src/
+RUN python3 - <<'PY' > /tmp/requirements.txt
+import tomllib
+print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))
+PY
+RUN /opt/backup-operator/bin/pip install --quiet --only-binary=:all: -r /tmp/requirements.txt
+COPY README.md /src/
+COPY operator /src/operator
+RUN /opt/backup-operator/bin/python -m build --wheel --outdir /wheels /src \
+ && /opt/backup-operator/bin/pip install --quiet --no-deps /wheels/*.whl \
+ && /opt/backup-operator/bin/pip uninstall --quiet --yes build pyproject_hooks packaging pip \
+ && find /opt/backup-operator -name '__pycache__' -prune -exec rm -rf {} + \
+ && /opt/backup-operator/bin/python -m compileall -q -j 0 /opt/backup-operator/lib
+
+# ---------------------------------------------------------------- optional: mongo-tools
+FROM scratch AS mongo-tools-none
+WORKDIR /out
+
+FROM ${GO_IMAGE} AS mongo-tools-build
+ARG MONGO_TOOLS_VERSION=100.10.0
+RUN git clone --depth 1 --branch "${MONGO_TOOLS_VERSION}" https://github.com/mongodb/mongo-tools /src \
+ && cd /src \
+ && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/mongodump ./mongodump/main \
+ && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/mongorestore ./mongorestore/main
+
+FROM mongo-tools-${MONGO_TOOLS} AS mongo-tools
+
+# ---------------------------------------------------------------- the image
+FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title="backup-operator" \
+      org.opencontainers.image.description="Kubernetes operator for MongoDB and volume backups as Jobs" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=builder /opt/backup-operator /opt/backup-operator
+COPY --from=mongo-tools /out/ /usr/local/bin/
+ENV PATH=/opt/backup-operator/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+# The same uid as the Job pods (jobs.RUNNER_UID); numeric, so runAsNonRoot can verify it.
+USER 65532:65532
+ENTRYPOINT ["backup-operator"]
+CMD ["run", "--all-namespaces"]

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make image`: builds the operator image (the same image runs the operator and the backup
+# Jobs) with Docker's BuildKit.
+#   hack/image.sh                      builds backup-operator:dev
+#   IMAGE=registry/x:tag hack/image.sh another tag
+#   BASE_IMAGE=python:3.11-slim-bookworm hack/image.sh   force a base
+#   MONGO_TOOLS=build hack/image.sh    also build mongodump/mongorestore (needs github.com)
+#
+# Base image: `python:3.11-slim-bookworm` when a registry serves it; otherwise (offline, as
+# on the CI machines) a Debian base made by hack/base-image.sh with debootstrap, cached in
+# ~/.cache/backup-operator/images/. Starts Debian's Docker engine (package docker.io) when
+# none is running; the docker client on PATH may be a client only, so Debian's own client
+# (/usr/bin/docker) is preferred.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE=${IMAGE:-backup-operator:dev}
+PUBLIC_BASE=python:3.11-slim-bookworm
+MONGO_TOOLS=${MONGO_TOOLS:-none}
+if [[ -z ${DOCKER:-} ]]; then
+    DOCKER=docker
+    [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
+fi
+export DOCKER DOCKER_BUILDKIT=1
+
+log() { printf '[image] %s\n' "$*" >&2; }
+start=$(date +%s)
+
+# ------------------------------------------------------------------ the engine
+if ! $DOCKER info >/dev/null 2>&1; then
+    command -v dockerd >/dev/null || {
+        log "no Docker engine: apt-get install -y docker.io (and debootstrap for the offline base)"
+        exit 1
+    }
+    log "starting dockerd (log: /var/log/dockerd.log)"
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+        $DOCKER info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    $DOCKER info >/dev/null 2>&1 || {
+        log "dockerd did not start; see /var/log/dockerd.log"
+        exit 1
+    }
+fi
+
+# ------------------------------------------------------------------ the base
+if [[ -z ${BASE_IMAGE:-} ]]; then
+    if $DOCKER image inspect "$PUBLIC_BASE" >/dev/null 2>&1 ||
+        timeout 30 $DOCKER pull -q "$PUBLIC_BASE" >/dev/null 2>&1; then
+        BASE_IMAGE=$PUBLIC_BASE
+    else
+        log "no registry serves $PUBLIC_BASE: using a debootstrap base (hack/base-image.sh)"
+        BASE_IMAGE=$(hack/base-image.sh)
+    fi
+fi
+log "base $BASE_IMAGE"
+
+# ------------------------------------------------------------------ the image
+$DOCKER build \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    --build-arg "MONGO_TOOLS=$MONGO_TOOLS" \
+    --tag "$IMAGE" \
+    .
+size=$($DOCKER image inspect --format '{{.Size}}' "$IMAGE")
+log "built $IMAGE: $(( size / 1000000 )) MB, in $(( $(date +%s) - start ))s"

@@ -1,0 +1,1 @@
+"""Integration tests of the operator itself, by feature, each test in its own namespace."""

@@ -1,0 +1,115 @@
+"""Fixtures for testing the operator: our CRDs applied, and operator processes to start.
+
+Why it exists: the operator runs as a real ``backup-operator run`` subprocess (as it ships),
+watching the test's namespaces. Processes started by a test are stopped after it, and their
+logs are attached to the report when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import _failed_report, _namespace_name
+from tests.support.controlplane import ControlPlane
+from tests.support.kube import Kube, resource_path
+from tests.support.operator import OperatorProcess, apply_crds
+from tests.support.podplayer import PodPlayer
+from tests.support.waiting import wait_for
+
+StartOperator = Callable[..., OperatorProcess]
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Iterator[Kube]:
+    """A JSON client with the admin kubeconfig."""
+    with Kube(control_plane.kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def crds(kube: Kube) -> None:
+    """Our CRDs, applied once per session from ``crds/``."""
+    apply_crds(kube)
+
+
+@pytest.fixture
+def start_operator(
+    control_plane: ControlPlane, crds: None, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[StartOperator]:
+    """``start_operator(namespaces, env=None)`` starts one more operator process."""
+    started: list[OperatorProcess] = []
+
+    def start(namespaces: list[str], env: dict[str, str] | None = None) -> OperatorProcess:
+        log = tmp_path / f"operator-{len(started)}.log"
+        process = OperatorProcess(control_plane.kubeconfig, namespaces, log, env)
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    report = _failed_report(request.node)
+    if report is not None:
+        for index, process in enumerate(started):
+            report.sections.append((f"operator {index} log (tail)", process.log()[-20000:]))
+
+
+@pytest.fixture
+def operator(start_operator: StartOperator, namespace: str) -> OperatorProcess:
+    """One operator watching the test's namespace."""
+    return start_operator([namespace])
+
+
+@pytest.fixture
+def make_namespace(
+    control_plane: ControlPlane, kube: Kube, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], str]]:
+    """Extra namespaces (restricted Pod Security), deleted after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = _namespace_name(f"{request.node.name}-extra")
+        labels = {"pod-security.kubernetes.io/enforce": "restricted"}
+        kube.create(
+            resource_path("v1", "namespaces"),
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
+        )
+        wait_for(
+            lambda: kube.get_or_none(resource_path("v1", "serviceaccounts", name, "default")),
+            30,
+            f"the default ServiceAccount in {name}",
+        )
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        kube.request(
+            "DELETE",
+            resource_path("v1", "pods", name),
+            {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
+        )
+        kube.delete(resource_path("v1", "namespaces", name=name))
+
+
+@pytest.fixture
+def make_pod_player(control_plane: ControlPlane) -> Iterator[Callable[[list[str]], PodPlayer]]:
+    """A PodPlayer over several namespaces, stopped after the test."""
+    players: list[PodPlayer] = []
+
+    def make(namespaces: list[str]) -> PodPlayer:
+        player = PodPlayer(control_plane.kubeconfig, namespaces)
+        player.start()
+        players.append(player)
+        return player
+
+    yield make
+    for player in players:
+        player.stop()
+    errors = [e for p in players for e in p.errors]
+    if errors:
+        pytest.fail("PodPlayer errors:\n" + "\n".join(errors), pytrace=False)
