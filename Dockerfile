@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # backup-operator: one image for the operator (`backup-operator run`) and for its backup
 # Jobs (`backup-operator runner ...`). Build with `make image` (hack/image.sh).
 #
@@ -16,24 +15,32 @@ ARG GO_IMAGE=golang:1.24-bookworm
 ARG MONGO_TOOLS=none
 
 # ---------------------------------------------------------------- builder: wheel and venv
+# Two venvs: /opt/build holds pip and `build`; /opt/backup-operator (copied into the image)
+# gets the wheel and its dependencies and never contains pip or any build tool.
 FROM ${BASE_IMAGE} AS builder
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
-RUN python3 -m venv /opt/backup-operator \
- && /opt/backup-operator/bin/pip install --quiet --upgrade pip build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 \
+    PIP=/opt/build/bin/pip TARGET=/opt/backup-operator/bin/python
+# Behind a TLS-intercepting proxy, hack/image.sh hands pip the host's CA bundle as the
+# optional build secret `ca-bundle` (never stored in a layer); without it pip uses certifi.
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && python3 -m venv /opt/build \
+ && $PIP install --quiet --upgrade pip build \
+ && python3 -m venv --without-pip /opt/backup-operator
 # Dependencies first (from pyproject.toml alone), so a code change reuses this layer.
 COPY pyproject.toml /src/
-RUN python3 - <<'PY' > /tmp/requirements.txt
-import tomllib
-print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))
-PY
-RUN /opt/backup-operator/bin/pip install --quiet --only-binary=:all: -r /tmp/requirements.txt
+RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && $PIP --python $TARGET install --quiet --only-binary=:all: -r /tmp/requirements.txt
 COPY README.md /src/
 COPY operator /src/operator
-RUN /opt/backup-operator/bin/python -m build --wheel --outdir /wheels /src \
- && /opt/backup-operator/bin/pip install --quiet --no-deps /wheels/*.whl \
- && /opt/backup-operator/bin/pip uninstall --quiet --yes build pyproject_hooks packaging pip \
- && find /opt/backup-operator -name '__pycache__' -prune -exec rm -rf {} + \
- && /opt/backup-operator/bin/python -m compileall -q -j 0 /opt/backup-operator/lib
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && /opt/build/bin/python -m build --wheel --outdir /wheels /src \
+ && $PIP --python $TARGET install --quiet --no-deps /wheels/*.whl \
+ && $TARGET -m compileall -q -j 0 /opt/backup-operator/lib
 
 # ---------------------------------------------------------------- optional: mongo-tools
 FROM scratch AS mongo-tools-none

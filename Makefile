@@ -26,3 +26,13 @@ integration:  ## Integration tests on a real control plane and FerretDB
 
 crds:  ## Regenerate crds/ from the API models
 	backup-operator crds
+
+.PHONY: image manifests
+
+image:  ## Build the operator image backup-operator:dev (offline: a debootstrap base, cached)
+	hack/image.sh
+
+manifests:  ## Render the kustomize overlays into build/manifests/{namespaced,cluster}.yaml
+	@mkdir -p build/manifests
+	kubectl kustomize manifests/overlays/namespaced > build/manifests/namespaced.yaml
+	kubectl kustomize manifests/overlays/cluster > build/manifests/cluster.yaml

@@ -4,6 +4,7 @@
 # A component whose binary already exists in the cache is not rebuilt.
 #
 #   hack/build-tools.sh            # build all, print the bin directory
+#   hack/build-tools.sh node       # only the e2e node parts (kubelet, scheduler, ...)
 #   BACKUP_OPERATOR_CACHE=/path    # cache root (default: ~/.cache/backup-operator)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -118,6 +119,172 @@ GO
     go build -trimpath -ldflags "-s -w" -o "$out.tmp/ferretdb" github.com/FerretDB/FerretDB/cmd/ferretdb
     "$out.tmp/ferretdb" --version >/dev/null
   )
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# ---------------------------------------------------------------------------- node
+# Optional component `node` (hack/build-tools.sh node), for tests/e2e on a host node
+# (tests/support/node.py): kubelet, kube-scheduler and kube-proxy from the same
+# k8s.io/kubernetes module as above, into the same bin directory; and the static
+# binaries the e2e images are made of (pause, testbox, a static FerretDB).
+
+build_node() {
+  build_node_kubernetes
+  build_node_static
+}
+
+build_node_kubernetes() {
+  local v=$KUBERNETES_VERSION
+  local minor=${KUBERNETES_VERSION#v1.}
+  local out="$cache/bin/kubernetes-$v"
+  if [[ -x $out/kubelet && -x $out/kube-scheduler && -x $out/kube-proxy ]]; then return; fi
+  log "building kubelet, kube-scheduler and kube-proxy $v (slow: about 10 min on 2 cores)"
+  local dir="$cache/src/kubernetes-node-$v"
+  new_module "$dir"
+  local gomod
+  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  (
+    cd "$dir"
+    go mod edit -require="k8s.io/kubernetes@$v"
+    grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging' "$gomod" | awk '{print $1}' | while read -r m; do
+      go mod edit -replace="$m=$m@v0.$minor"
+    done
+    cat > tools.go <<'GO'
+//go:build tools
+
+package build
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
+GO
+    go mod tidy >/dev/null 2>&1 || go mod tidy
+    local ld="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
+    rm -rf "$dir/out" && mkdir -p "$dir/out"
+    go build -trimpath -ldflags "$ld" -o "$dir/out/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
+  )
+  mkdir -p "$out"
+  for b in kubelet kube-scheduler kube-proxy; do mv "$dir/out/$b" "$out/$b.tmp" && mv "$out/$b.tmp" "$out/$b"; done
+}
+
+# Bump when the Go sources below change: the cache key of the static e2e binaries.
+E2E_STATIC_REVISION=1
+
+build_node_static() {
+  local out="$cache/bin/e2e-static-$E2E_STATIC_REVISION-ferretdb-$FERRETDB_VERSION"
+  if [[ -x $out/pause && -x $out/testbox && -x $out/ferretdb ]]; then return; fi
+  log "building the static e2e binaries (pause, testbox, ferretdb $FERRETDB_VERSION)"
+  local dir="$cache/src/e2e-static-$E2E_STATIC_REVISION"
+  new_module "$dir"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  (
+    cd "$dir"
+    mkdir -p pause testbox
+    cat > pause/main.go <<'GO'
+// Command pause holds a pod's namespaces: it sleeps until SIGINT or SIGTERM, and reaps
+// orphans (it is PID 1 when the pod shares its process namespace).
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range signals {
+		if s == syscall.SIGCHLD {
+			for {
+				pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+				if pid <= 0 || err != nil {
+					break
+				}
+			}
+			continue
+		}
+		os.Exit(0)
+	}
+}
+GO
+    cat > testbox/main.go <<'GO'
+// Command testbox is the e2e test image's only binary.
+//
+//	testbox [-message TEXT] [-message-file PATH] [-sleep SECONDS] [-exit CODE]
+//	        [-write PATH=TEXT]... [-cat PATH]...
+//
+// It writes files, prints files, writes TEXT to the termination message file
+// (default /dev/termination-log), sleeps, and exits with CODE; SIGTERM ends it at once
+// (exit 143).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	message := flag.String("message", "", "termination message")
+	messageFile := flag.String("message-file", "/dev/termination-log", "termination message file")
+	sleep := flag.Float64("sleep", 0, "seconds to sleep before exiting")
+	code := flag.Int("exit", 0, "exit code")
+	var writes, cats list
+	flag.Var(&writes, "write", "PATH=TEXT: write TEXT to PATH (repeatable)")
+	flag.Var(&cats, "cat", "PATH: print the file at PATH (repeatable)")
+	flag.Parse()
+	for _, w := range writes {
+		path, text, _ := strings.Cut(w, "=")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "testbox:", err)
+			os.Exit(2)
+		}
+	}
+	for _, path := range cats {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testbox:", err)
+			os.Exit(2)
+		}
+		os.Stdout.Write(data)
+	}
+	fmt.Printf("testbox: uid=%d pid=%d\n", os.Getuid(), os.Getpid())
+	if *message != "" {
+		if err := os.WriteFile(*messageFile, []byte(*message), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "testbox:", err)
+			os.Exit(2)
+		}
+	}
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-time.After(time.Duration(*sleep * float64(time.Second))):
+	case <-signals:
+		os.Exit(143)
+	}
+	os.Exit(*code)
+}
+GO
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/pause" ./pause
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/testbox" ./testbox
+  )
+  # FerretDB as a static binary (its SQLite backend is pure Go), for a FROM-scratch image.
+  local fsrc="$cache/src/ferretdb-$FERRETDB_VERSION"
+  if [[ ! -d $fsrc/ferretdb-src ]]; then build_ferretdb; fi
+  (cd "$fsrc" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/ferretdb" github.com/FerretDB/FerretDB/cmd/ferretdb)
+  "$out.tmp/ferretdb" --version >/dev/null
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 

@@ -57,7 +57,12 @@ fi
 log "base $BASE_IMAGE"
 
 # ------------------------------------------------------------------ the image
-$DOCKER build \
+# pip in the build trusts what the host trusts (a TLS-intercepting proxy's CA, if any):
+# the bundle goes in as a build secret, so no layer keeps it. CA_BUNDLE= disables it.
+CA_BUNDLE=${CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
+secret=()
+[[ -n $CA_BUNDLE && -s $CA_BUNDLE ]] && secret=(--secret "id=ca-bundle,src=$CA_BUNDLE")
+$DOCKER build "${secret[@]}" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     --build-arg "MONGO_TOOLS=$MONGO_TOOLS" \
     --tag "$IMAGE" \

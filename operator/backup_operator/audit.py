@@ -25,6 +25,8 @@ from backup_operator.api.v1alpha1 import API_VERSION, Backup, PendingAudit
 logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
+#: Set with ``backup.operator.dev/requested-by`` by the admission webhook: a JSON list.
+ANNOTATION_REQUESTED_BY_GROUPS = "backup.operator.dev/requested-by-groups"
 
 INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
     ("by_resource", [("resource.uid", ASCENDING), ("timestamp", ASCENDING)]),
@@ -42,7 +44,10 @@ def audit_document(backup: Backup, record: PendingAudit) -> Document:
         "_id": record.id,
         "action": record.action,
         "timestamp": record.time,
-        "user": {"username": backup.status.requested_by or "unknown"},
+        "user": {
+            "username": backup.status.requested_by or "unknown",
+            "groups": requested_groups(meta.annotations),
+        },
         "resource": {
             "apiVersion": API_VERSION,
             "kind": backup.kind,
@@ -52,6 +57,17 @@ def audit_document(backup: Backup, record: PendingAudit) -> Document:
         },
         "details": dict(record.details),
     }
+
+
+def requested_groups(annotations: dict[str, str]) -> list[str]:
+    """The groups of who asked, from the webhook's annotation (empty when absent or bad)."""
+    try:
+        groups = json.loads(annotations.get(ANNOTATION_REQUESTED_BY_GROUPS, "[]"))
+    except ValueError:
+        return []
+    if not isinstance(groups, list):
+        return []
+    return [g for g in groups if isinstance(g, str)]
 
 
 class AuditSink(Protocol):

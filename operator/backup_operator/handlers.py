@@ -19,11 +19,11 @@ from typing import Any
 
 import kopf
 
-from backup_operator import k8s
+from backup_operator import admission, k8s
 from backup_operator.api.kinds import BY_KIND, KINDS, KindInfo
 from backup_operator.api.v1alpha1 import GROUP, VERSION
 from backup_operator.audit import AuditSink, LogAuditSink, MongoAuditSink
-from backup_operator.jobs import LABEL_KIND, LABEL_NAME, MANAGED_BY
+from backup_operator.jobs import LABEL_KIND, LABEL_NAME, LABEL_UID, MANAGED_BY
 from backup_operator.locking import Waiter
 from backup_operator.reconciler import Reconciler, queue_key, waiter_of
 from backup_operator.settings import Settings
@@ -72,6 +72,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.posting.level = logging.WARNING
+    # Handlers are level-based: no need to wait for more events of an object to coalesce.
+    settings.batching.batch_window = 0.01
     settings.scanning.disabled = True
 
 
@@ -116,6 +118,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     for info in KINDS:
         _register_kind(registry, info, settings, runtime)
     _register_jobs(registry, runtime)
+    admission.register(registry, settings)
 
 
 def _register_kind(
@@ -143,8 +146,12 @@ def _register_kind(
     # matching removes it. So "still waiting" is the filter, not a None result.
     kopf.index(*resource, id=_index_id(info), registry=registry, when=is_waiting)(queue_entry)
 
-    async def on_backup(name: str, namespace: str | None, **kwargs: Any) -> None:
-        await reconciler(kwargs).reconcile(info, str(namespace), name)
+    async def on_backup(
+        name: str, namespace: str | None, uid: str, body: kopf.Body, **kwargs: Any
+    ) -> None:
+        if not needs_work(body):
+            return  # finished and audited: nothing to do, not even a read
+        await reconciler(kwargs).reconcile(info, str(namespace), name, uid)
 
     async def on_delete(name: str, namespace: str | None, uid: str, **kwargs: Any) -> None:
         await reconciler(kwargs).forget(info, str(namespace), name, uid)
@@ -167,6 +174,26 @@ def _register_kind(
     )(on_backup)
     kopf.on.delete(*resource, id="delete", registry=registry, optional=True, retries=3)(on_delete)
 
+    async def on_delete_artifact(body: kopf.Body, **kwargs: Any) -> None:
+        outcome = await reconciler(kwargs).delete_artifact(info, dict(body))
+        if outcome == "waiting":
+            raise kopf.TemporaryError("waiting for the artifact cleanup Job", delay=2)
+        if outcome is not None:
+            raise kopf.PermanentError(outcome)
+
+    def deletes_artifact(spec: kopf.Spec, **_: Any) -> bool:
+        return spec.get("deletionPolicy") == "Delete"
+
+    # Not optional: kopf keeps its finalizer on these backups until the artifact is gone.
+    kopf.on.delete(
+        *resource,
+        id="delete-artifact",
+        registry=registry,
+        when=deletes_artifact,
+        retries=300,
+        timeout=900,
+    )(on_delete_artifact)
+
 
 def _register_jobs(registry: kopf.OperatorRegistry, reconciler: _Runtime) -> None:
     async def on_job(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
@@ -175,7 +202,8 @@ def _register_jobs(registry: kopf.OperatorRegistry, reconciler: _Runtime) -> Non
         owner = _owner_name(body)
         if info is None or owner is None or type == "DELETED":
             return
-        await reconciler(kwargs).reconcile(info, body["metadata"]["namespace"], owner)
+        uid = labels.get(LABEL_UID)
+        await reconciler(kwargs).reconcile(info, body["metadata"]["namespace"], owner, uid)
 
     kopf.on.event("batch", "v1", "jobs", id="job", registry=registry, labels=dict(MANAGED_BY))(
         on_job

@@ -112,6 +112,43 @@ def build_job(backup: Backup, settings: JobSettings) -> Manifest:
     }
 
 
+def cleanup_job_name(backup: Backup) -> str:
+    """The Job that deletes a backup's artifact: the backup Job's name, prefixed."""
+    return f"rm-{job_name(backup)}"[:_MAX_NAME].rstrip("-.")
+
+
+def build_cleanup_job(backup: Backup, artifact_path: str, settings: JobSettings) -> Manifest:
+    """The Job that deletes ``artifact_path`` from the storage (``deletionPolicy: Delete``).
+
+    It has no ownerReference: it must outlive the backup it cleans up after, and it removes
+    itself (ttlSecondsAfterFinished).
+    """
+    pvc = backup.spec.storage.pvc
+    args = ["delete-artifact", "--dest-root", DEST_ROOT, "--path", artifact_path]
+    volumes = [_pvc_volume("storage", pvc, read_only=False)]
+    mounts = [_mount("storage", DEST_ROOT, pvc, read_only=False)]
+    labels = {**job_labels(backup), LABEL_TYPE: "cleanup"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": cleanup_job_name(backup),
+            "namespace": backup.metadata.namespace,
+            "labels": labels,
+        },
+        "spec": {
+            "backoffLimit": 2,
+            "activeDeadlineSeconds": 600,
+            "ttlSecondsAfterFinished": 300,
+            "podReplacementPolicy": "Failed",
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": _pod_spec(args, volumes, mounts, settings),
+            },
+        },
+    }
+
+
 def _owner_reference(backup: Backup) -> Manifest:
     return {
         "apiVersion": API_VERSION,

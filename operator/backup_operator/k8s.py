@@ -88,6 +88,7 @@ class Kube:
         self.batch: Any = client.BatchV1Api(api)
         self.core: Any = client.CoreV1Api(api)
         self.coordination: Any = client.CoordinationV1Api(api)
+        self.admission: Any = client.AdmissionregistrationV1Api(api)
         self.instance = instance or os.environ.get("POD_NAME", "") or os.uname().nodename
 
     _raw: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
@@ -213,3 +214,38 @@ class Kube:
             "count": 1,
         }
         await _read(self.core.create_namespaced_event(meta["namespace"], body, **self._raw))
+
+    # ------------------------------------------------------------------ admission
+
+    async def apply_validating_admission_policy(self, policy: Manifest, binding: Manifest) -> None:
+        """Create or replace a ValidatingAdmissionPolicy and its binding (cluster-scoped)."""
+        api = self.admission
+        await self._create_or_replace(
+            policy,
+            api.read_validating_admission_policy,
+            api.create_validating_admission_policy,
+            api.replace_validating_admission_policy,
+        )
+        await self._create_or_replace(
+            binding,
+            api.read_validating_admission_policy_binding,
+            api.create_validating_admission_policy_binding,
+            api.replace_validating_admission_policy_binding,
+        )
+
+    async def _create_or_replace(
+        self, manifest: Manifest, read: Any, create: Any, replace: Any
+    ) -> Manifest:
+        """A cluster-scoped object as given: created, or replaced at the version read."""
+        name = manifest["metadata"]["name"]
+        for _ in range(3):
+            existing = await _read_or_none(read(name, **self._raw))
+            try:
+                if existing is None:
+                    return await _read(create(manifest, **self._raw))
+                body = {**manifest, "metadata": {**manifest["metadata"],
+                        "resourceVersion": existing["metadata"]["resourceVersion"]}}  # fmt: skip
+                return await _read(replace(name, body, **self._raw))
+            except Conflict:
+                continue  # created or changed meanwhile (another replica): read again
+        raise Conflict(f"{name} kept changing while being applied")

@@ -10,8 +10,8 @@ never leaves a backup stuck or a Job doubled:
 - status writes carry the resourceVersion read, so a stale pass cannot overwrite a newer
   one: it gets a ``Conflict`` and reads again.
 
-Order of effects: lock, Job, status, Events, audit. A crash after any of them is repaired
-by the next pass.
+Order of effects: take the lock, create the Job, write status, hand the lock on, post
+Events, write audit. A crash after any of them is repaired by the next pass.
 """
 
 from __future__ import annotations
@@ -30,8 +30,23 @@ from backup_operator import conditions as cond
 from backup_operator.api.kinds import BY_KIND, KindInfo
 from backup_operator.api.v1alpha1 import Backup, BackupStatus
 from backup_operator.audit import AuditSink, audit_document
-from backup_operator.decisions import Decision, LockView, decide, fail_now, is_finished
-from backup_operator.jobs import LABEL_TYPE, LABEL_UID, build_job, job_name, job_name_for
+from backup_operator.decisions import (
+    Decision,
+    JobView,
+    LockView,
+    decide,
+    fail_now,
+    is_finished,
+)
+from backup_operator.jobs import (
+    LABEL_TYPE,
+    LABEL_UID,
+    build_cleanup_job,
+    build_job,
+    cleanup_job_name,
+    job_name,
+    job_name_for,
+)
 from backup_operator.k8s import Conflict, Kube, Rejected
 from backup_operator.locking import (
     Holder,
@@ -92,14 +107,20 @@ class Reconciler:
         """Where the lock of a backup in ``namespace`` lives."""
         return lease_namespace(self.settings.lock_scope, namespace, self.settings.namespace)
 
-    async def reconcile(self, info: KindInfo, namespace: str, name: str) -> None:
-        """Bring one backup a step closer to done; safe to call any time, any number of times."""
+    async def reconcile(
+        self, info: KindInfo, namespace: str, name: str, uid: str | None = None
+    ) -> None:
+        """Bring one backup a step closer to done; safe to call any time, any number of times.
+
+        ``uid``, when the caller knows it, lets the pass read the backup, its Job and its
+        lock at once (one round trip instead of three).
+        """
         key = f"{info.kind}/{namespace}/{name}"
         guard = self._guards.setdefault(key, asyncio.Lock())
         async with guard:
             for _ in range(MAX_PASSES):
                 try:
-                    await self._pass(info, namespace, name)
+                    await self._pass(info, namespace, name, uid)
                     return
                 except Conflict:
                     logger.debug("Conflict on %s, reading again", key)
@@ -113,8 +134,13 @@ class Reconciler:
 
     # ------------------------------------------------------------------ one pass
 
-    async def _pass(self, info: KindInfo, namespace: str, name: str) -> None:
-        raw = await self.kube.get_backup(info, namespace, name)
+    async def _pass(self, info: KindInfo, namespace: str, name: str, uid: str | None) -> None:
+        guessed_job = job_name_for(info, name, uid) if uid else None
+        raw, lease_raw, job_raw = await asyncio.gather(
+            self.kube.get_backup(info, namespace, name),
+            self.kube.get_lease(self.lease_namespace(namespace), lease_name(info.lock_type)),
+            self.kube.get_job(namespace, guessed_job) if guessed_job else _nothing(),
+        )
         if raw is None:
             return
         try:
@@ -123,10 +149,8 @@ class Reconciler:
             await self._refuse_unreadable(info, raw, error)
             return
         now = datetime.now(UTC)
-        lease_ns = self.lease_namespace(namespace)
-        lease_raw = await self.kube.get_lease(lease_ns, lease_name(info.lock_type))
         lease = parse_lease(lease_raw) if lease_raw else None
-        job = None if is_finished(backup) else await self._observe_job(backup)
+        job = None if is_finished(backup) else await self._observe_job(backup, job_raw, guessed_job)
         lock = await self._observe_lock(info, backup, lease, now)
         requested_by = raw["metadata"].get("annotations", {}).get(ANNOTATION_REQUESTED_BY)
         decision = decide(backup, job, lock, now, requested_by)
@@ -134,15 +158,19 @@ class Reconciler:
             decision = await self._start(info, backup, lease, lock, now, decision, requested_by)
         elif lock.mine and job is not None and job.outcome is None:
             await self._renew(lease, now)
+        raw = await self._write_status(info, backup, raw, decision)
         if decision.release_lock and lock.mine and lease is not None:
             await self._release(info, backup.metadata.uid, lease, now)
-        raw = await self._write_status(info, backup, raw, decision)
         await self._post_events(info, raw, decision)
         await self._flush_audit(info, raw)
 
-    async def _observe_job(self, backup: Backup) -> Any:
+    async def _observe_job(
+        self, backup: Backup, job: Manifest | None, guessed_name: str | None
+    ) -> JobView | None:
+        """The backup's Job with its pods' results; reuses ``job`` when its name was right."""
         name = job_name(backup)
-        job = await self.kube.get_job(backup.metadata.namespace, name)
+        if name != guessed_name:
+            job = await self.kube.get_job(backup.metadata.namespace, name)
         if job is None:
             return None
         pods: list[Manifest] = []
@@ -236,6 +264,28 @@ class Reconciler:
         except Conflict:
             logger.debug("Lease %s/%s changed while renewing", lease.namespace, lease.name)
 
+    async def delete_artifact(self, info: KindInfo, body: Manifest) -> str | None:
+        """``deletionPolicy: Delete``: remove the artifact with a cleanup Job.
+
+        Returns None once the artifact is gone (or there never was one), ``"waiting"``
+        while the cleanup Job runs, or the reason it failed.
+        """
+        backup: Backup = info.model.model_validate(body)
+        artifact = backup.status.artifact
+        if backup.spec.deletion_policy != "Delete" or artifact is None:
+            return None
+        namespace = backup.metadata.namespace
+        job = await self.kube.get_job(namespace, cleanup_job_name(backup))
+        if job is None:
+            await self.kube.create_job(build_cleanup_job(backup, artifact.path, self.settings.job))
+            return "waiting"
+        view = job_view(job, [])
+        if view.outcome is None:
+            return "waiting"
+        if view.outcome == "Failed":
+            return f"the cleanup Job {view.name} failed: {view.message or view.reason}"
+        return None
+
     async def forget(self, info: KindInfo, namespace: str, name: str, uid: str) -> None:
         """A backup is being deleted: if it holds its lock, hand the lock on now."""
         lease_raw = await self.kube.get_lease(
@@ -314,6 +364,10 @@ class Reconciler:
         await self.kube.patch_backup_status(
             info, meta["namespace"], meta["name"], _status_body(status), meta["resourceVersion"]
         )
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _holder(info: KindInfo, namespace: str, name: str, uid: str) -> Holder:

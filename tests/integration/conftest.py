@@ -24,6 +24,7 @@ from tests.support.controlplane import ControlPlane
 from tests.support.dump import dump_namespace
 from tests.support.ferretdb import FerretDB
 from tests.support.kube import ApiException, Kube, resource_path
+from tests.support.operator import apply_crds
 from tests.support.podplayer import PodPlayer
 from tests.support.processes import ComponentError
 from tests.support.tools import ToolsUnavailableError, tools
@@ -208,3 +209,16 @@ def pod_player(control_plane: ControlPlane, namespace: str) -> Iterator[PodPlaye
         player.stop()
     if player.errors:
         pytest.fail("PodPlayer errors:\n" + "\n".join(player.errors), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Iterator[Kube]:
+    """A JSON client with the admin kubeconfig."""
+    with Kube(control_plane.kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def crds(kube: Kube) -> None:
+    """Our CRDs, applied once per session from ``crds/``."""
+    apply_crds(kube)

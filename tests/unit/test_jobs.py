@@ -7,7 +7,13 @@ import json
 import pytest
 
 from backup_operator.api.kinds import DATABASE
-from backup_operator.jobs import JobSettings, build_job, job_name, job_name_for
+from backup_operator.jobs import (
+    JobSettings,
+    build_cleanup_job,
+    build_job,
+    job_name,
+    job_name_for,
+)
 from tests.unit.factories import UID, database_backup, files_backup
 
 SETTINGS = JobSettings(image="registry.local/backup-operator:1.0")
@@ -92,3 +98,17 @@ def test_files_job_mounts_source_read_only(spec: dict[str, object], flags: list[
     }
     claims = {v["name"]: v.get("persistentVolumeClaim") for v in pod["volumes"]}
     assert claims["source"] == {"claimName": "uploads", "readOnly": True}
+
+
+def test_cleanup_job_outlives_its_backup() -> None:
+    backup = database_backup(deletionPolicy="Delete")
+    path = "shop/shop-2026-12-04/mongodb_backup_20261204_020000.archive.gz"
+    job = build_cleanup_job(backup, path, SETTINGS)
+    assert job["metadata"]["name"] == "rm-dbbackup-shop-2026-12-04-3f2a9c1e"
+    assert "ownerReferences" not in job["metadata"]
+    assert job["metadata"]["labels"]["backup.operator.dev/type"] == "cleanup"
+    pod = job["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args == ["delete-artifact", "--dest-root", "/backup", "--path", path]
+    assert [v["name"] for v in pod["volumes"]] == ["storage", "tmp"]
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backup_operator.api.v1alpha1 import PendingAudit
-from backup_operator.audit import audit_document
+from backup_operator.audit import audit_document, requested_groups
 from backup_operator.conditions import set_condition
 from backup_operator.settings import SettingsError, from_env
 from backup_operator.units import human_duration, human_size
@@ -57,7 +57,31 @@ def test_audit_document() -> None:
     )
     document = audit_document(backup, record)
     assert document["_id"] == f"{UID}:started:1"
-    assert document["user"] == {"username": "alice"}
+    assert document["user"] == {"username": "alice", "groups": []}
     assert document["resource"]["kind"] == "DatabaseBackup"
     assert document["resource"]["uid"] == UID
     assert document["details"] == {"jobName": "dbbackup-x"}
+
+
+def test_audit_document_names_the_groups_of_who_asked() -> None:
+    backup = database_backup()
+    annotations = {
+        "backup.operator.dev/requested-by": "alice",
+        "backup.operator.dev/requested-by-groups": '["backup-admins","system:authenticated"]',
+    }
+    meta = backup.metadata.model_copy(update={"annotations": annotations})
+    backup = backup.model_copy(update={"metadata": meta})
+    backup = with_status(backup, backup.status.model_copy(update={"requested_by": "alice"}))
+    record = PendingAudit(id=f"{UID}:requested:1", action="database_backup_requested",
+                          time=at(0), details={"requestedBy": "alice"})  # fmt: skip
+    document = audit_document(backup, record)
+    assert document["user"] == {
+        "username": "alice",
+        "groups": ["backup-admins", "system:authenticated"],
+    }
+
+
+@pytest.mark.parametrize("value", ["not json", '{"a": 1}', "[1, 2]"])
+def test_audit_groups_ignore_a_malformed_annotation(value: str) -> None:
+    annotations = {"backup.operator.dev/requested-by-groups": value}
+    assert requested_groups(annotations) == []

@@ -139,10 +139,22 @@ def crd_file_name(info: KindInfo) -> str:
     return f"{GROUP}_{info.plural}.yaml"
 
 
+# kustomize reads a file named ``Kustomization``; ``kubectl apply -f crds/`` ignores it (no
+# .yaml suffix). So ``manifests/`` can use ``crds/`` as a base without copies of the CRDs.
+KUSTOMIZATION_FILE = "Kustomization"
+
+
 def render_all() -> dict[str, str]:
-    """Every CRD file name with its YAML text, as committed in ``crds/``."""
-    return {
+    """Every file of ``crds/`` (the CRDs and their kustomization) with its text."""
+    files = {
         crd_file_name(info): GENERATED_HEADER
         + yaml.safe_dump(render_crd(info), sort_keys=False, width=100)
         for info in KINDS
     }
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": sorted(files),
+    }
+    files[KUSTOMIZATION_FILE] = GENERATED_HEADER + yaml.safe_dump(kustomization, sort_keys=False)
+    return files

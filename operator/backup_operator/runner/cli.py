@@ -182,3 +182,13 @@ def restore_files_command(archive: Path, sha256: str, target: Path, termination_
         "RestoreFailed", (), lambda: commands.restore_files(archive, sha256, target)
     )
     _finish(result, termination_log)
+
+
+@runner.command("delete-artifact")
+@_dest_root
+@click.option("--path", required=True, help="Artifact path under the storage root (NS/NAME/FILE).")
+@_termination_log
+def delete_artifact_command(dest_root: Path, path: str, termination_log: str) -> None:
+    """Delete one artifact (a backup with deletionPolicy: Delete was deleted)."""
+    result = commands.guarded("DeleteFailed", (), lambda: commands.delete_artifact(dest_root, path))
+    _finish(result, termination_log)

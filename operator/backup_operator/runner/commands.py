@@ -6,6 +6,7 @@ Each backup names its artifact from the UTC start time, streams the data through
 the reason of the command and a redacted message) so the Job always leaves a result.
 """
 
+import contextlib
 import sys
 import time
 import traceback
@@ -159,3 +160,19 @@ def restore_files(archive: Path, sha256: str, target: Path) -> RunnerResult:
         duration_seconds=round(time.monotonic() - started, 3),
         counts=stats.counts(),
     )
+
+
+def delete_artifact(dest_root: Path, path: str) -> RunnerResult:
+    """Remove an artifact (``deletionPolicy: Delete``); a missing file is already deleted.
+
+    The now empty ``<namespace>/<name>/`` folders above it go too; nothing outside the
+    storage root can be named (``path`` is checked like a prefix).
+    """
+    rel = checked_prefix(path)
+    target = dest_root / rel
+    existed = target.is_file()
+    target.unlink(missing_ok=True)
+    for parent in list(rel.parents)[:-1]:
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            (dest_root / parent).rmdir()
+    return RunnerResult(ok=True, path=str(rel), counts={"deleted": int(existed)})

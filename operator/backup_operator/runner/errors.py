@@ -17,6 +17,7 @@ Reason = Literal[
     "ChecksumMismatch",
     "UnsafeArchive",
     "RestoreFailed",
+    "DeleteFailed",
 ]
 
 

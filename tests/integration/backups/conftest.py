@@ -15,24 +15,11 @@ import pytest
 from tests.integration.conftest import _failed_report, _namespace_name
 from tests.support.controlplane import ControlPlane
 from tests.support.kube import Kube, resource_path
-from tests.support.operator import OperatorProcess, apply_crds
+from tests.support.operator import OperatorProcess
 from tests.support.podplayer import PodPlayer
 from tests.support.waiting import wait_for
 
 StartOperator = Callable[..., OperatorProcess]
-
-
-@pytest.fixture(scope="session")
-def kube(control_plane: ControlPlane) -> Iterator[Kube]:
-    """A JSON client with the admin kubeconfig."""
-    with Kube(control_plane.kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def crds(kube: Kube) -> None:
-    """Our CRDs, applied once per session from ``crds/``."""
-    apply_crds(kube)
 
 
 @pytest.fixture
