@@ -62,10 +62,12 @@ LABEL org.opencontainers.image.title="backup-operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /opt/backup-operator /opt/backup-operator
 COPY --from=mongo-tools /out/ /usr/local/bin/
+# USER: uid 65532 has no passwd entry; getpass.getuser() (used by kopf) reads $USER first.
 ENV PATH=/opt/backup-operator/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    USER=backup-operator
 # The same uid as the Job pods (jobs.RUNNER_UID); numeric, so runAsNonRoot can verify it.
 USER 65532:65532
 ENTRYPOINT ["backup-operator"]

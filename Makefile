@@ -10,7 +10,7 @@ test:  ## Everything CI runs: install, build the test cluster parts, lint, unit 
 	hack/test.sh
 
 deps:  ## Install the package and its test tools
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 
 tools:  ## Build kube-apiserver, kube-controller-manager, etcd, FerretDB (cached, keyed by version)
 	hack/build-tools.sh
@@ -36,3 +36,7 @@ manifests:  ## Render the kustomize overlays into build/manifests/{namespaced,cl
 	@mkdir -p build/manifests
 	kubectl kustomize manifests/overlays/namespaced > build/manifests/namespaced.yaml
 	kubectl kustomize manifests/overlays/cluster > build/manifests/cluster.yaml
+
+.PHONY: e2e
+e2e: image  ## e2e tests: the operator image on a cluster whose pods run (this host as node, or E2E_KUBECONFIG)
+	$(PYTHON) -m pytest tests/e2e

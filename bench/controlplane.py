@@ -204,13 +204,12 @@ def scale(plane: ControlPlane, kube: Kube, count: int, workdir: Path) -> None:
     print(
         f"  created by the client in {created:.1f}s, all judged by the operator after {judged:.1f}s"
     )
-    print(
-        f"  API requests on backups/jobs/pods/leases/events: {calls:.0f} ({calls / count:.1f} per backup,"
-        " including the client's create)"
-    )
-    print(
-        f"  operator RSS with {count + 1} backups in the cluster: {settled[0]:.0f} MiB, {settled[1]:.0f} MiB 20 s later"
-    )
+    per_backup = calls / count
+    print(f"  API requests on backups, jobs, pods, leases, events: {calls:.0f}")
+    print(f"  = {per_backup:.1f} per backup")
+    print("  (including the client's own create)")
+    rss = f"{settled[0]:.0f} MiB, {settled[1]:.0f} MiB 20 s later"
+    print(f"  operator RSS with {count + 1} backups in the cluster: {rss}")
 
 
 def main() -> None:

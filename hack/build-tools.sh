@@ -131,6 +131,7 @@ GO
 build_node() {
   build_node_kubernetes
   build_node_static
+  build_node_coredns
 }
 
 build_node_kubernetes() {
@@ -285,6 +286,35 @@ GO
   if [[ ! -d $fsrc/ferretdb-src ]]; then build_ferretdb; fi
   (cd "$fsrc" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/ferretdb" github.com/FerretDB/FerretDB/cmd/ferretdb)
   "$out.tmp/ferretdb" --version >/dev/null
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# Cluster DNS for the node (kopf's in-cluster login needs kubernetes.default.svc), static.
+# Not in versions.env: only the e2e node uses it.
+COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
+
+build_node_coredns() {
+  local v=$COREDNS_VERSION
+  local out="$cache/bin/coredns-$v"
+  if [[ -x $out/coredns ]]; then return; fi
+  log "building CoreDNS $v (static)"
+  local dir="$cache/src/coredns-$v"
+  new_module "$dir"
+  (
+    cd "$dir"
+    cat > tools.go <<'GO'
+//go:build tools
+
+package build
+
+import _ "github.com/coredns/coredns"
+GO
+    go get "github.com/coredns/coredns@$v" >/dev/null
+    go mod tidy >/dev/null 2>&1 || true
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/coredns" github.com/coredns/coredns
+    "$out.tmp/coredns" -version >/dev/null
+  )
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 

@@ -42,7 +42,7 @@ from tests.support.processes import ComponentError  # noqa: E402
 from tests.support.tools import ToolsUnavailableError, tools  # noqa: E402
 
 
-def up(workdir: Path | None, images: list[str]) -> int:
+def up(workdir: Path | None, images: list[str], archives: list[Path]) -> int:
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -66,6 +66,8 @@ def up(workdir: Path | None, images: list[str]) -> int:
         node.start()
         for archive in build_test_images(root / "images", node_binaries).values():
             node.import_image(archive)
+        for path in archives:
+            node.import_image(path)
         for image in images:
             save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
             assert save.stdout is not None
@@ -105,8 +107,15 @@ def main() -> int:
         default=[],
         help="a local Docker image to import into the node (repeatable)",
     )
+    start.add_argument(
+        "--image-archive",
+        action="append",
+        type=Path,
+        default=[],
+        help="an image archive (docker save) to import into the node (repeatable)",
+    )
     args = parser.parse_args()
-    return up(args.workdir, args.image)
+    return up(args.workdir, args.image, args.image_archive)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`) and what CI runs: install what the tests need,
-# build the control-plane parts (cached outside the repo), lint, then run every test tier.
+# build the cluster parts (cached outside the repo, keyed by version), lint, then run every
+# test tier: unit, integration (real control plane + FerretDB), e2e (pods really run).
 #   hack/test.sh          everything
 #   hack/test.sh lint     only the static checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "install the package and test tools"
-$python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+$python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 
 step "static checks"
 ruff check .
@@ -21,10 +22,30 @@ backup-operator crds --check
 
 [[ ${1:-} == lint ]] && exit 0
 
-step "build the test cluster parts (cached in ${BACKUP_OPERATOR_CACHE:-$HOME/.cache/backup-operator})"
+# Debian packages: Docker's engine and debootstrap (the image), containerd, runc and the CNI
+# plugins (the e2e node). Installed once; later runs find them.
+packages=(docker.io debootstrap containerd runc containernetworking-plugins iptables iproute2)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if (( ${#missing[@]} )); then
+    step "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+step "build the cluster parts (cached in ${BACKUP_OPERATOR_CACHE:-$HOME/.cache/backup-operator})"
 start=$(date +%s)
 hack/build-tools.sh >/dev/null
+hack/build-tools.sh node >/dev/null
 echo "tools ready in $(( $(date +%s) - start ))s"
 
 step "unit and integration tests"
-$python -m pytest tests/unit tests/integration -p no:cacheprovider "$@"
+$python -m pytest tests/unit tests/integration -p no:cacheprovider
+
+step "the operator image"
+hack/image.sh
+
+step "e2e tests: the image on a cluster whose pods really run"
+$python -m pytest tests/e2e -p no:cacheprovider

@@ -30,9 +30,12 @@ import kopf
 
 from backup_operator import k8s, tls
 from backup_operator.api.kinds import KINDS
-from backup_operator.api.v1alpha1 import GROUP, VERSION
-from backup_operator.audit import ANNOTATION_REQUESTED_BY_GROUPS
-from backup_operator.reconciler import ANNOTATION_REQUESTED_BY
+from backup_operator.api.v1alpha1 import (
+    ANNOTATION_REQUESTED_BY,
+    ANNOTATION_REQUESTED_BY_GROUPS,
+    GROUP,
+    VERSION,
+)
 from backup_operator.settings import Settings, WebhookSettings
 
 logger = logging.getLogger(__name__)

@@ -20,13 +20,17 @@ from typing import Any, Protocol
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import PyMongoError
 
-from backup_operator.api.v1alpha1 import API_VERSION, Backup, PendingAudit
+from backup_operator.api.v1alpha1 import (
+    ANNOTATION_REQUESTED_BY_GROUPS,
+    API_VERSION,
+    Backup,
+    PendingAudit,
+)
 
 logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 #: Set with ``backup.operator.dev/requested-by`` by the admission webhook: a JSON list.
-ANNOTATION_REQUESTED_BY_GROUPS = "backup.operator.dev/requested-by-groups"
 
 INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
     ("by_resource", [("resource.uid", ASCENDING), ("timestamp", ASCENDING)]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def run(
     except settings.SettingsError as error:
         raise click.UsageError(str(error)) from error
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat[log_format.upper()])
+    logging.getLogger("pymongo").setLevel(logging.INFO)  # its debug log echoes every command
     registry = kopf.OperatorRegistry()
     handlers.register(registry, config)
     asyncio.run(

@@ -71,7 +71,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
-    settings.posting.level = logging.WARNING
+    # Our own Events tell each transition once; kopf's would repeat on every retried error.
+    settings.posting.enabled = False
     # Handlers are level-based: no need to wait for more events of an object to coalesce.
     settings.batching.batch_window = 0.01
     settings.scanning.disabled = True

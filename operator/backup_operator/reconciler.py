@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from backup_operator import conditions as cond
 from backup_operator.api.kinds import BY_KIND, KindInfo
-from backup_operator.api.v1alpha1 import Backup, BackupStatus
+from backup_operator.api.v1alpha1 import ANNOTATION_REQUESTED_BY, Backup, BackupStatus
 from backup_operator.audit import AuditSink, audit_document
 from backup_operator.decisions import (
     Decision,
@@ -66,7 +66,6 @@ from backup_operator.settings import Settings
 logger = logging.getLogger(__name__)
 
 Manifest = dict[str, Any]
-ANNOTATION_REQUESTED_BY = "backup.operator.dev/requested-by"
 MAX_PASSES = 3
 
 # The queue of one lock: the waiting backups an in-memory index (fed by the watch) holds.

@@ -13,7 +13,9 @@ turns the host into the single node of a ``ControlPlane``:
   DROP) and ``portmap``; loopback is set up by containerd itself;
 - kubelet (client certificate for ``system:node:<name>``, so the Node authorizer and
   NodeRestriction apply), kube-scheduler, and kube-proxy (iptables) so that Service
-  ClusterIPs, including the ``kubernetes`` Service the in-cluster config uses, work.
+  ClusterIPs, including the ``kubernetes`` Service the in-cluster config uses, work;
+- CoreDNS on the bridge's gateway address as the pods' cluster DNS (kopf logs in to
+  ``https://kubernetes.default.svc``; users name databases by Service DNS names).
 
 The control plane must be started with ``control_plane_args()``: the apiserver must listen
 on an address pods can reach and publish it as the ``kubernetes`` Service's endpoint, and
@@ -35,8 +37,10 @@ import fcntl
 import functools
 import hashlib
 import io
+import ipaddress
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -85,6 +89,9 @@ NODE_READY_TIMEOUT_SECONDS = 120.0
 SCHEDULER_TIMEOUT_SECONDS = 60.0
 POD_TEARDOWN_TIMEOUT_SECONDS = 60.0
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+#: Keep in step with hack/build-tools.sh (build_node_coredns).
+COREDNS_VERSION = "v1.14.7"
+CLUSTER_DOMAIN = "cluster.local"
 
 
 # --------------------------------------------------------------------------- binaries
@@ -100,6 +107,7 @@ class NodeTools:
 
     kubernetes_dir: Path
     static_dir: Path
+    coredns_dir: Path
 
     @property
     def kubelet(self) -> Path:
@@ -112,6 +120,10 @@ class NodeTools:
     @property
     def kube_proxy(self) -> Path:
         return self.kubernetes_dir / "kube-proxy"
+
+    @property
+    def coredns(self) -> Path:
+        return self.coredns_dir / "coredns"
 
     @property
     def pause(self) -> Path:
@@ -131,6 +143,7 @@ class NodeTools:
             "kubelet": self.kubelet,
             "kube-scheduler": self.kube_scheduler,
             "kube-proxy": self.kube_proxy,
+            "coredns": self.coredns,
             "pause": self.pause,
             "testbox": self.testbox,
             "ferretdb (static)": self.ferretdb,
@@ -174,6 +187,7 @@ def node_tools() -> NodeTools:
         kubernetes_dir=bin_dir / f"kubernetes-{versions['KUBERNETES_VERSION']}",
         # Keep in step with build_node_static in hack/build-tools.sh.
         static_dir=bin_dir / f"e2e-static-1-ferretdb-{versions['FERRETDB_VERSION']}",
+        coredns_dir=bin_dir / f"coredns-{COREDNS_VERSION}",
     )
     missing = [
         f"{name} ({path})"
@@ -190,7 +204,7 @@ def host_requirements() -> list[str]:
     missing = []
     if os.geteuid() != 0:
         missing.append("root (the kubelet and containerd need it)")
-    for binary in ("containerd", "ctr", "runc", "iptables", "ip", "umount"):
+    for binary in ("containerd", "ctr", "runc", "iptables", "ip", "umount", "mount"):
         if shutil.which(binary) is None:
             missing.append(f"{binary} (apt-get install containerd runc iptables iproute2)")
     if _cni_bin_dir() is None:
@@ -422,7 +436,7 @@ class Node:
         self.pod_logs_dir = self.paths.pod_logs
         self.logs: dict[str, Path] = {
             n: self.workdir / f"{n}.log"
-            for n in ("containerd", "kubelet", "kube-scheduler", "kube-proxy")
+            for n in ("containerd", "coredns", "kubelet", "kube-scheduler", "kube-proxy")
         }
         self.startup_seconds: dict[str, float] = {}
         self._processes: dict[str, ManagedProcess] = {}
@@ -439,9 +453,12 @@ class Node:
         self.address = self.address or host_ip()
         self._netns_before = _netns_names()
         try:
+            self._host_settings()
             self._start_containerd()
             self._timed("pause image", lambda: self.import_image(self._pause_archive(binaries)))
             self._write_cni_config()
+            self._create_bridge()
+            self._start_coredns(binaries)
             self._start_kubelet(binaries)
             self._start_kube_proxy(binaries)
             self._start_scheduler(binaries)
@@ -451,9 +468,7 @@ class Node:
 
     def import_image(self, archive: Path | IO[bytes]) -> None:
         """Import a ``docker save`` / OCI archive (a path or a stream) into the node."""
-        argv = self._ctr(
-            "images", "import", "--digests", "-" if not isinstance(archive, Path) else str(archive)
-        )
+        argv = self._ctr("images", "import", "-" if not isinstance(archive, Path) else str(archive))
         if isinstance(archive, Path):
             result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
         else:
@@ -479,7 +494,7 @@ class Node:
         if kubelet is not None and kubelet.running:
             with contextlib.suppress(Exception):
                 self._delete_pods_and_wait()
-        for name in ("kubelet", "kube-proxy"):
+        for name in ("kubelet", "kube-proxy", "coredns"):
             process = self._processes.pop(name, None)
             if process is not None:
                 process.stop()
@@ -501,6 +516,7 @@ class Node:
                     check=False,
                     timeout=60,
                 )
+        _remove_iptables_chains(HOST_CHAINS)
         with contextlib.suppress(OSError):
             shutil.rmtree(self.paths.containerd_root)
 
@@ -561,6 +577,19 @@ class Node:
             [ImageFile("/pause", source=binaries.pause, mode=0o755)],
             entrypoint=["/pause"],
         )
+
+    @staticmethod
+    def _host_settings() -> None:
+        """Forwarding on, and bridged traffic through iptables (kube-proxy's Service NAT for
+        a pod talking to another pod on the same bridge needs it; Docker sets both too)."""
+        bridge_nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+        if not bridge_nf.exists():
+            subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+        if not bridge_nf.exists():
+            raise ComponentError("no br_netfilter (net.bridge.bridge-nf-call-iptables)")
+        for path in (bridge_nf, Path("/proc/sys/net/ipv4/ip_forward")):
+            if path.read_text().strip() != "1":
+                path.write_text("1\n")
 
     def _start_containerd(self) -> None:
         p = self.paths
@@ -642,6 +671,55 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             json.dumps(conflist, indent=2)
         )
 
+    @property
+    def gateway(self) -> str:
+        """The bridge's address: the pods' default gateway and their DNS server."""
+        return str(next(ipaddress.ip_network(self.pod_subnet).hosts()))
+
+    def _create_bridge(self) -> None:
+        """Create the CNI bridge with its gateway address now (the bridge plugin adopts it),
+        so that CoreDNS can listen there before the first pod exists."""
+        prefix = ipaddress.ip_network(self.pod_subnet).prefixlen
+        for argv in (
+            ["ip", "link", "add", self.bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"{self.gateway}/{prefix}", "dev", self.bridge],
+            ["ip", "link", "set", self.bridge, "up"],
+        ):
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if result.returncode != 0 and "exists" not in result.stderr:
+                raise ComponentError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+    def _start_coredns(self, binaries: NodeTools) -> None:
+        """Cluster DNS (CoreDNS's kubernetes plugin) on the gateway address, as kind has."""
+        ready_port = free_port()
+        corefile = f"""\
+.:53 {{
+    bind {self.gateway}
+    errors
+    ready 127.0.0.1:{ready_port}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {self.control_plane.kubeconfig}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }}
+    forward . /etc/resolv.conf
+    cache 5
+}}
+"""
+        path = self.workdir / "Corefile"
+        path.write_text(corefile)
+        process = self._launch("coredns", [binaries.coredns, "-conf", path])
+
+        def ready() -> bool:
+            import urllib.request
+
+            url = f"http://127.0.0.1:{ready_port}/ready"
+            with urllib.request.urlopen(url, timeout=3) as response:
+                return bool(response.status == 200)
+
+        self._await("coredns", process, ready, SCHEDULER_TIMEOUT_SECONDS)
+
     def _start_kube_proxy(self, binaries: NodeTools) -> None:
         kubeconfig = self.control_plane.make_user_kubeconfig("system:kube-proxy")
         healthz = free_port()
@@ -708,7 +786,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 "x509": {"clientCAFile": str(self.control_plane.ca_cert)},
             },
             "authorization": {"mode": "Webhook"},
-            "clusterDomain": "cluster.local",
+            "clusterDomain": CLUSTER_DOMAIN,
+            "clusterDNS": [self.gateway],
             "resolvConf": "/etc/resolv.conf",
             "podLogsDir": str(p.pod_logs),
             "volumePluginDir": str(self.workdir / "volume-plugins"),
@@ -863,6 +942,38 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                     mounts.append(point)
         for point in sorted(set(mounts), key=len, reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+#: iptables chains the kubelet and the CNI firewall plugin leave behind (kube-proxy's own
+#: go with ``kube-proxy --cleanup``).
+HOST_CHAINS = (
+    "KUBE-FIREWALL",
+    "KUBE-KUBELET-CANARY",
+    "KUBE-IPTABLES-HINT",
+    "CNI-FORWARD",
+    "CNI-ADMIN",
+)
+
+
+def _remove_iptables_chains(chains: Sequence[str]) -> None:
+    """Delete the rules jumping to ``chains``, then the chains, in every table."""
+    for table in ("filter", "nat", "mangle"):
+        saved = subprocess.run(
+            ["iptables-save", "-t", table], capture_output=True, text=True, check=False
+        ).stdout
+        for line in saved.splitlines():
+            if line.startswith("-A ") and any(line.endswith(f"-j {c}") for c in chains):
+                rule = shlex.split(line)
+                rule[0] = "-D"
+                subprocess.run(["iptables", "-w", "5", "-t", table, *rule], check=False)
+        for chain in chains:
+            if f":{chain} " in saved:
+                for action in ("-F", "-X"):
+                    subprocess.run(
+                        ["iptables", "-w", "5", "-t", table, action, chain],
+                        capture_output=True,
+                        check=False,
+                    )
 
 
 def _netns_names() -> set[str]:

@@ -19,6 +19,11 @@ GROUP = "backup.operator.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
+# Who asked for a backup: set by the admission webhook from the request's user, and
+# protected by a ValidatingAdmissionPolicy (see ``admission``).
+ANNOTATION_REQUESTED_BY = f"{GROUP}/requested-by"
+ANNOTATION_REQUESTED_BY_GROUPS = f"{GROUP}/requested-by-groups"
+
 Compression = Literal["gzip", "zstd", "none"]
 ConcurrencyPolicy = Literal["Queue", "Forbid"]
 DeletionPolicy = Literal["Retain", "Delete"]

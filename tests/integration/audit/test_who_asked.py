@@ -107,6 +107,7 @@ def test_a_forged_requested_by_is_overwritten_then_refused(
         assert applied["metadata"]["annotations"][REQUESTED_BY] == "mallory"
 
     # With the operator down, no webhook answers: the policy in the API server refuses.
+    assert "ValidatingAdmissionPolicy backup-operator-requested-by applied" in operator.log()
     operator.stop()
     for name, given in (
         ("forged-down", dict(forged)),

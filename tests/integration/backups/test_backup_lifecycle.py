@@ -76,11 +76,20 @@ def test_files_backup_failure_keeps_the_runner_reason(
     assert "2 files could not be read" in done["status"]["message"]
     assert done["status"]["attempts"] == 2  # backoffLimit 1: two pods ran
     assert len(jobs_of(kube, namespace, stored["metadata"]["uid"])) == 1
-    events = kube.items(
-        resource_path("v1", "events", namespace),
-        fieldSelector=f"involvedObject.uid={stored['metadata']['uid']}",
+    wait_for(
+        lambda: (
+            ("Warning", "UnreadableFiles")
+            in {
+                (e["type"], e["reason"])
+                for e in kube.items(
+                    resource_path("v1", "events", namespace),
+                    fieldSelector=f"involvedObject.uid={stored['metadata']['uid']}",
+                )
+            }
+        ),
+        30,
+        "a Warning Event with the runner's reason",
     )
-    assert ("Warning", "UnreadableFiles") in {(e["type"], e["reason"]) for e in events}
 
 
 def test_deadline_exceeded(

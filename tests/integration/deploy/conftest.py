@@ -39,8 +39,11 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def render(overlay: str, namespace: str, workdir: Path) -> list[Manifest]:
-    """``manifests/overlays/<overlay>`` moved to ``namespace`` by a user's own overlay.
+def render(
+    overlay: str, namespace: str, workdir: Path, components: tuple[str, ...] = ()
+) -> list[Manifest]:
+    """``manifests/overlays/<overlay>`` moved to ``namespace`` by a user's own overlay,
+    with the optional ``manifests/components/<name>`` given.
 
     As README.md says: ``namespace:`` and a patch deleting the base's Namespace object (the
     test namespace exists already). Only a relative path may point at the overlay.
@@ -51,6 +54,9 @@ def render(overlay: str, namespace: str, workdir: Path) -> list[Manifest]:
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": [target],
+        "components": [
+            os.path.relpath(MANIFESTS / "components" / name, workdir) for name in components
+        ],
         "namespace": namespace,
         "patches": [
             {

@@ -31,6 +31,20 @@ def test_overlay_applies_with_server_dry_run(namespace: str, overlay: str, tmp_p
     assert len(out.strip().splitlines()) == len(objects)
 
 
+def test_optional_components_apply_with_server_dry_run(namespace: str, tmp_path: Path) -> None:
+    objects = render("cluster", namespace, tmp_path, ("audit", "who-asked"))
+    env = {
+        e["name"]: e.get("value")
+        for e in pick(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["BACKUP_WEBHOOK"] == "service:backup-operator/backup-operator-webhook"
+    assert env["BACKUP_AUDIT_URI_FILE"] == "/var/run/backup-operator/audit/uri"
+    rules = pick(objects, "ClusterRole", "backup-operator-admission")[0]["rules"]
+    assert all("*" not in r["verbs"] and "*" not in r["resources"] for r in rules)
+    out = kubectl("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    assert len(out.strip().splitlines()) == len(objects)
+
+
 def test_overlays_render_unchanged_as_shipped() -> None:
     """`kubectl apply -k manifests/overlays/...` as written: namespace backup-operator."""
     for overlay in ("namespaced", "cluster"):
