@@ -40,3 +40,7 @@ manifests:  ## Render the kustomize overlays into build/manifests/{namespaced,cl
 .PHONY: e2e
 e2e: image  ## e2e tests: the operator image on a cluster whose pods run (this host as node, or E2E_KUBECONFIG)
 	$(PYTHON) -m pytest tests/e2e
+
+.PHONY: demo
+demo: image  ## Start a cluster here, run a DatabaseBackup and a FilesBackup, show them (DEMO_ARGS=--keep keeps it up)
+	$(PYTHON) hack/demo.py $(DEMO_ARGS)

@@ -261,7 +261,7 @@ async def _apply_policy() -> None:
         policy, binding = policy_manifests()
         await k8s.Kube(api).apply_validating_admission_policy(policy, binding)
         logger.info("ValidatingAdmissionPolicy %s applied", POLICY_NAME)
-    except Exception as error:  # availability first: the manifests also carry the policy
+    except Exception as error:  # availability first: the webhook still records who asked
         logger.error("Could not apply ValidatingAdmissionPolicy %s: %s", POLICY_NAME, error)
     finally:
         await api.close()
