@@ -7,8 +7,9 @@ binaries come from the cache of ``make tools``), imports the test images and
 ``backup-operator:dev`` into the node, installs manifests/overlays/cluster, deploys
 FerretDB in namespace ``demo`` and seeds it and a volume, creates a DatabaseBackup and a
 FilesBackup, prints ``kubectl get backups -n demo`` each time a backup changes until both
-are Succeeded, prints the artifacts, then tears the cluster down. Takes about 1.5 minutes
-once the binaries and images are cached. Needs root (see tests/support/node.py).
+are Succeeded, prints the artifacts, then tears the cluster down. Takes about 50 seconds
+(plus ``make image``) once the binaries and images are cached. Needs root (see
+tests/support/node.py).
 
     python3 hack/demo.py [--keep] [--workdir DIR]
 
@@ -33,35 +34,106 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.e2e.conftest import OPERATOR_IMAGE, OPERATOR_NAMESPACE, Cluster  # noqa: E402
-from tests.e2e.helpers import RESTRICTED_CONTAINER, RESTRICTED_POD, run_job  # noqa: E402
+from tests.e2e.helpers import run_job  # noqa: E402
 from tests.e2e.test_backups import (  # noqa: E402
     GROUP,
     OVERLAY,
     SEED_DATABASE,
     SEED_FILES,
     URI_MOUNT,
-    create_backup,
     pvc_volume,
     python_job,
-    secret,
     secret_volume,
 )
 from tests.support.controlplane import ControlPlane  # noqa: E402
 from tests.support.kube import Kube, resource_path  # noqa: E402
 from tests.support.node import (  # noqa: E402
     FERRETDB_IMAGE,
+    NONROOT,
     Node,
+    NodeToolsUnavailableError,
     build_test_images,
     control_plane_args,
     node_tools,
 )
 from tests.support.processes import ComponentError  # noqa: E402
-from tests.support.tools import tools  # noqa: E402
+from tests.support.tools import ToolsUnavailableError, tools  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
 
 NAMESPACE = "demo"
 PLURALS = ("databasebackups", "filesbackups")
 STARTED = time.monotonic()
+RESTRICTED = (
+    "{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true,"
+    " capabilities: {drop: [ALL]}, seccompProfile: {type: RuntimeDefault}}"
+)
+# What the e2e fixtures `namespace`, `volumes` and `mongo_uri` make, as a user would write it.
+NAMESPACE_YAML = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo, labels: {pod-security.kubernetes.io/enforce: restricted}}
+"""
+FERRETDB = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: ferretdb, namespace: demo, labels: {{app: ferretdb}}}}
+spec:
+  automountServiceAccountToken: false
+  securityContext: {{runAsNonRoot: true, runAsUser: {NONROOT}, runAsGroup: {NONROOT},
+                    fsGroup: {NONROOT}, seccompProfile: {{type: RuntimeDefault}}}}
+  containers:
+  - name: ferretdb
+    image: {FERRETDB_IMAGE}
+    imagePullPolicy: IfNotPresent
+    args: [--handler=sqlite, --sqlite-url=file:/data/, --state-dir=/data,
+           --listen-addr=:27017, --debug-addr=-, --telemetry=disable]
+    ports: [{{containerPort: 27017, name: mongodb}}]
+    readinessProbe: {{tcpSocket: {{port: 27017}}, periodSeconds: 2}}
+    securityContext: {RESTRICTED}
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: ferretdb, namespace: demo}}
+spec: {{selector: {{app: ferretdb}}, ports: [{{port: 27017, targetPort: mongodb}}]}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: shop-mongo, namespace: demo}}
+stringData: {{uri: "mongodb://ferretdb.demo.svc.cluster.local:27017/"}}
+"""
+VOLUME = """
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: demo-{claim}}}
+spec: {{capacity: {{storage: 1Gi}}, accessModes: [ReadWriteOnce], storageClassName: demo-hostpath,
+  hostPath: {{path: "{directory}", type: Directory}}, claimRef: {{namespace: demo, name: {claim}}}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: {claim}, namespace: demo}}
+spec: {{accessModes: [ReadWriteOnce], storageClassName: demo-hostpath, volumeName: demo-{claim},
+  resources: {{requests: {{storage: 1Gi}}}}}}
+"""
+BACKUPS = """
+apiVersion: backup.operator.dev/v1alpha1
+kind: DatabaseBackup
+metadata: {name: shop-1, namespace: demo}
+spec:
+  source: {uriSecretRef: {name: shop-mongo, key: uri}, database: shop}
+  storage: {pvc: {claimName: backups}}
+  compression: gzip
+---
+apiVersion: backup.operator.dev/v1alpha1
+kind: FilesBackup
+metadata: {name: uploads-1, namespace: demo}
+spec:
+  source: {pvc: {claimName: uploads}}
+  exclude: ["cache/*"]
+  storage: {pvc: {claimName: backups}}
+  compression: zstd
+"""
 
 
 def say(text: str) -> None:
@@ -77,177 +149,83 @@ def import_operator_image(node: Node) -> None:
         raise ComponentError(f"docker save {OPERATOR_IMAGE} failed (run `make image`)")
 
 
-def install_operator(cluster: Cluster, kube: Kube) -> None:
-    cluster.kubectl(
-        "apply", "--server-side", "-f", "-", input_text=cluster.kubectl("kustomize", str(OVERLAY))
-    )
-
-    def running() -> bool:
-        for pod in kube.items(resource_path("v1", "pods", OPERATOR_NAMESPACE)):
-            for status in pod.get("status", {}).get("containerStatuses", []):
-                if status["restartCount"] > 0:
-                    raise ComponentError(f"the operator crashed: {status}")
-                if "running" in status.get("state", {}):
-                    return True
-        return False
-
-    wait_for(running, 180, "the operator to run", interval=1)
+def apply(cluster: Cluster, manifests: str) -> None:
+    # kubectl caches discovery: keep the copy made before the CRDs exist out of the way.
+    cache = f"--cache-dir={cluster.workdir / 'kubectl-apply-cache'}"
+    cluster.kubectl("apply", "--server-side", cache, "-f", "-", input_text=manifests)
 
 
-def make_volume(cluster: Cluster, kube: Kube, claim: str) -> None:
-    """A hostPath PersistentVolume bound to a new claim, as the e2e ``volumes`` fixture does."""
-    directory = cluster.workdir / "volumes" / claim
-    directory.mkdir(parents=True)
-    directory.chmod(0o777)
-    spec = {"accessModes": ["ReadWriteOnce"], "storageClassName": "demo-hostpath"}
-    pv_spec = {
-        **spec,
-        "capacity": {"storage": "1Gi"},
-        "persistentVolumeReclaimPolicy": "Retain",
-        "hostPath": {"path": str(directory), "type": "Directory"},
-        "claimRef": {"namespace": NAMESPACE, "name": claim},
-    }
-    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"demo-{claim}"}}
-    kube.create(resource_path("v1", "persistentvolumes"), {**pv, "spec": pv_spec})
-    pvc_spec = {
-        **spec,
-        "volumeName": f"demo-{claim}",
-        "resources": {"requests": {"storage": "1Gi"}},
-    }
-    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim}}
-    kube.create(resource_path("v1", "persistentvolumeclaims", NAMESPACE), {**pvc, "spec": pvc_spec})
+def get_backups(cluster: Cluster) -> str:
+    cache = f"--cache-dir={cluster.workdir / 'kubectl-cache'}"
+    return cluster.kubectl("get", "backups", "-n", NAMESPACE, cache).rstrip()
 
 
-def deploy_ferretdb(kube: Kube) -> str:
-    """FerretDB as a pod behind a Service (the e2e ``mongo_uri`` fixture); its URI."""
-    labels = {"app": "ferretdb"}
-    args = ["--handler=sqlite", "--sqlite-url=file:/data/", "--state-dir=/data"]
-    args += ["--listen-addr=:27017", "--debug-addr=-", "--telemetry=disable"]
-    ferretdb = {
-        "name": "ferretdb",
-        "image": FERRETDB_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
-        "args": args,
-        "ports": [{"containerPort": 27017, "name": "mongodb"}],
-        "readinessProbe": {"tcpSocket": {"port": 27017}, "periodSeconds": 2},
-        "securityContext": RESTRICTED_CONTAINER,
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-    }
-    pod_spec = {
-        "automountServiceAccountToken": False,
-        "securityContext": RESTRICTED_POD,
-        "containers": [ferretdb],
-        "volumes": [{"name": "data", "emptyDir": {}}],
-    }
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ferretdb", "labels": labels}}
-    kube.create(resource_path("v1", "pods", NAMESPACE), {**pod, "spec": pod_spec})
-    service_spec = {"selector": labels, "ports": [{"port": 27017, "targetPort": "mongodb"}]}
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ferretdb"}}
-    kube.create(resource_path("v1", "services", NAMESPACE), {**service, "spec": service_spec})
+def operator_running(kube: Kube) -> bool:
+    for pod in kube.items(resource_path("v1", "pods", OPERATOR_NAMESPACE)):
+        for status in pod.get("status", {}).get("containerStatuses", []):
+            if status["restartCount"] > 0:
+                raise ComponentError(f"the operator crashed: {status}")
+            if "running" in status.get("state", {}):
+                return True
+    return False
 
-    def ready() -> bool:
-        status = kube.get(resource_path("v1", "pods", NAMESPACE, "ferretdb")).get("status", {})
-        return any(
-            c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
-        )
 
-    wait_for(ready, 120, "FerretDB to be ready", interval=0.5)
-    return f"mongodb://ferretdb.{NAMESPACE}.svc.cluster.local:27017/"
+def ferretdb_ready(kube: Kube) -> bool:
+    pod = kube.get(resource_path("v1", "pods", NAMESPACE, "ferretdb"))
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def run_demo(cluster: Cluster, kube: Kube) -> None:
-    install_operator(cluster, kube)
-    say("operator running")
-    restricted = {
-        f"pod-security.kubernetes.io/{k}": v
-        for k, v in (("enforce", "restricted"), ("enforce-version", "latest"))
-    }
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": restricted},
-    }
-    kube.create(resource_path("v1", "namespaces"), namespace)
-    wait_for(
-        lambda: kube.get_or_none(resource_path("v1", "serviceaccounts", NAMESPACE, "default")),
-        60,
-        "the default ServiceAccount",
-    )
+    apply(cluster, cluster.kubectl("kustomize", str(OVERLAY)))
+    wait_for(lambda: operator_running(kube), 180, "the operator to run", interval=1)
+    say("operator running; deploying FerretDB and volumes in namespace demo")
+    volumes = []
     for claim in ("uploads", "backups"):
-        make_volume(cluster, kube, claim)
-    secret(kube, NAMESPACE, "shop-mongo", deploy_ferretdb(kube))
+        directory = cluster.workdir / "volumes" / claim
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o777)  # writable by any uid, as a local-path provisioner makes them
+        volumes.append(VOLUME.format(claim=claim, directory=directory))
+    apply(cluster, "\n---".join([NAMESPACE_YAML, *volumes]))
+    account = resource_path("v1", "serviceaccounts", NAMESPACE, "default")
+    wait_for(lambda: kube.get_or_none(account), 60, "the default ServiceAccount", interval=0.5)
+    apply(cluster, FERRETDB)
+    wait_for(lambda: ferretdb_ready(kube), 120, "FerretDB to be ready", interval=0.5)
     say("FerretDB ready; seeding the database and the uploads volume")
+    uri = [secret_volume("shop-mongo")]
+    run_job(kube, NAMESPACE, python_job("seed-db", OPERATOR_IMAGE, SEED_DATABASE, [URI_MOUNT], uri))
+    mount, volume = {"name": "uploads", "mountPath": "/data"}, pvc_volume("uploads", "uploads")
     run_job(
-        kube,
-        NAMESPACE,
-        python_job(
-            "seed-db", OPERATOR_IMAGE, SEED_DATABASE, [URI_MOUNT], [secret_volume("shop-mongo")]
-        ),
-    )
-    data_mount = {"name": "uploads", "mountPath": "/data"}
-    run_job(
-        kube,
-        NAMESPACE,
-        python_job(
-            "seed-files",
-            OPERATOR_IMAGE,
-            SEED_FILES,
-            [data_mount],
-            [pvc_volume("uploads", "uploads")],
-        ),
+        kube, NAMESPACE, python_job("seed-files", OPERATOR_IMAGE, SEED_FILES, [mount], [volume])
     )
     say("seeded; creating DatabaseBackup shop-1 and FilesBackup uploads-1")
-    storage = {"pvc": {"claimName": "backups"}}
-    source = {"uriSecretRef": {"name": "shop-mongo", "key": "uri"}, "database": "shop"}
-    create_backup(
-        kube,
-        NAMESPACE,
-        "DatabaseBackup",
-        "shop-1",
-        {"source": source, "storage": storage, "compression": "gzip"},
-    )
-    files = {
-        "source": {"pvc": {"claimName": "uploads"}},
-        "exclude": ["cache/*"],
-        "storage": storage,
-        "compression": "zstd",
-    }
-    create_backup(kube, NAMESPACE, "FilesBackup", "uploads-1", files)
+    apply(cluster, BACKUPS)
 
-    last: object = None
+    last: list[str] = []
     deadline = time.monotonic() + 300
     while True:
-        backups = [
-            b for plural in PLURALS for b in kube.items(resource_path(GROUP, plural, NAMESPACE))
-        ]
-        state = [
-            (
-                b["metadata"]["name"],
-                b.get("status", {}).get("phase"),
-                b.get("status", {}).get("message"),
-            )
-            for b in backups
-        ]
-        if state != last:
-            last = state
-            say("kubectl get backups -n demo")
-            print(cluster.kubectl("get", "backups", "-n", NAMESPACE).rstrip(), flush=True)
-        phases = {phase for _, phase, _ in state}
+        backups = [b for p in PLURALS for b in kube.items(resource_path(GROUP, p, NAMESPACE))]
+        phases = {b.get("status", {}).get("phase") for b in backups}
+        table = get_backups(cluster)
+        shown = [line.rsplit(None, 1)[0] for line in table.splitlines() if line.strip()]
+        if shown != last:  # something changed other than the AGE column
+            last = shown
+            say(f"kubectl get backups -n {NAMESPACE}")
+            print(table, flush=True)
         if phases == {"Succeeded"} or "Failed" in phases:
             break
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the backups did not finish in 300s: {state}")
+            raise TimeoutError(f"the backups did not finish in 300s: {phases}")
         time.sleep(1)
     if "Failed" in phases:
-        raise ComponentError(f"a backup failed: {state}")
+        raise ComponentError(f"a backup failed: {[b.get('status') for b in backups]}")
     say("both backups Succeeded; artifacts on the backups volume:")
     for b in backups:
         artifact = b["status"]["artifact"]
         print(f"  {b['kind']}/{b['metadata']['name']}: {artifact['path']}")
-        print(
-            f"    size {artifact.get('size')} ({artifact['sizeBytes']} bytes)",
-            f"sha256 {artifact['sha256']}",
-        )
+        print(f"    size {artifact.get('size')} ({artifact['sizeBytes']} bytes)")
+        print(f"    sha256 {artifact['sha256']}")
+        print(f"    on this host: {cluster.workdir / 'volumes' / 'backups' / artifact['path']}")
 
 
 def main() -> int:
@@ -261,7 +239,11 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, interrupt)
     say("getting the cluster binaries (cached by `make tools`)...")
-    binaries, node_binaries = tools(), node_tools()
+    try:
+        binaries, node_binaries = tools(), node_tools()
+    except (ToolsUnavailableError, NodeToolsUnavailableError) as error:
+        print(f"demo: cannot get the binaries: {error}", file=sys.stderr)
+        return 1
     root = args.workdir or Path(tempfile.mkdtemp(prefix="backup-operator-demo-"))
     plane = ControlPlane(root / "controlplane", binaries=binaries, **control_plane_args())
     node = Node(plane, root / "node", binaries=node_binaries)
@@ -275,7 +257,9 @@ def main() -> int:
         for archive in build_test_images(root / "images", node_binaries).values():
             node.import_image(archive)
         import_operator_image(node)
-        say(f"images imported: {', '.join(node.images())}")
+        say(
+            f"images imported: {', '.join(i for i in node.images() if not i.startswith('sha256:'))}"
+        )
         cluster = Cluster(plane.kubeconfig, root, node=node)
         with Kube(plane.kubeconfig) as kube:
             run_demo(cluster, kube)
@@ -289,6 +273,7 @@ def main() -> int:
     except (ComponentError, TimeoutError, OSError, AssertionError) as error:
         print(f"demo failed: {error}\n(logs under {root})", file=sys.stderr)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave a mess
         say("tearing the cluster down...")
         node.close()
         plane.close()

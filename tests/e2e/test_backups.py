@@ -120,8 +120,8 @@ def operator(cluster: Cluster, kube: Kube, operator_image: str) -> Iterator[str]
     started = time.monotonic()
 
     def running_steadily() -> bool:
-        # The Deployment has no readiness probe: "rolled out" only means started. Wait
-        # until the operator has run for a while without a restart.
+        # "Rolled out" only means started once: wait until the operator has run for a
+        # while without a restart (a crash loop shows within that time).
         pods = kube.items(resource_path("v1", "pods", OPERATOR_NAMESPACE))
         for pod in pods:
             for status in pod.get("status", {}).get("containerStatuses", []):
@@ -146,8 +146,8 @@ def operator(cluster: Cluster, kube: Kube, operator_image: str) -> Iterator[str]
         )
 
 
-@pytest.fixture
 def operator_trouble(cluster: Cluster, kube: Kube, what: str) -> str:
+    """What went wrong with the operator's pod: container states and its log's tail."""
     pods = kube.items(resource_path("v1", "pods", OPERATOR_NAMESPACE))
     states = [p.get("status", {}).get("containerStatuses") for p in pods]
     logs = "".join(
