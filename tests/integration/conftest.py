@@ -137,48 +137,60 @@ def _namespace_name(test_name: str) -> str:
     return f"t-{slug}-{secrets.token_hex(3)}"
 
 
+def create_namespace(kube: Kube, name: str) -> None:
+    """A namespace enforcing Pod Security ``restricted``, ready for pods (its ServiceAccount)."""
+    kube.create(
+        resource_path("v1", "namespaces"),
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                    "backup.operator.dev/test-namespace": "true",
+                },
+            },
+        },
+    )
+    # Pods (and so Jobs) cannot be created before the "default" ServiceAccount exists.
+    wait_for(
+        lambda: kube.get_or_none(resource_path("v1", "serviceaccounts", name, "default")),
+        30,
+        f"the default ServiceAccount in namespace {name}",
+    )
+
+
+def delete_namespace(kube: Kube, name: str) -> None:
+    """Delete a test namespace without waiting.
+
+    Running pods are bound to PodPlayer's fake node, which will not confirm their graceful
+    deletion: they are deleted at once so the namespace can go away.
+    """
+    try:
+        kube.request(
+            "DELETE",
+            resource_path("v1", "pods", name),
+            {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
+        )
+    except ApiException as error:
+        if error.status != 404:
+            raise
+    kube.delete(resource_path("v1", "namespaces", name=name))
+
+
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace enforcing Pod Security ``restricted``; dumped if the test fails."""
     name = _namespace_name(request.node.name)
     with Kube(control_plane.kubeconfig) as kube:
-        kube.create(
-            resource_path("v1", "namespaces"),
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": name,
-                    "labels": {
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "pod-security.kubernetes.io/enforce-version": "latest",
-                        "backup.operator.dev/test-namespace": "true",
-                    },
-                },
-            },
-        )
-        # Pods (and so Jobs) cannot be created before the "default" ServiceAccount exists.
-        wait_for(
-            lambda: kube.get_or_none(resource_path("v1", "serviceaccounts", name, "default")),
-            30,
-            f"the default ServiceAccount in namespace {name}",
-        )
+        create_namespace(kube, name)
         yield name
         failed = _failed_report(request.node)
         if failed is not None:
             _report_namespace(control_plane, name, request.node, failed)
-        # Running pods are bound to PodPlayer's fake node, which will not confirm their
-        # graceful deletion: delete them at once so the namespace can go away.
-        try:
-            kube.request(
-                "DELETE",
-                resource_path("v1", "pods", name),
-                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-        kube.delete(resource_path("v1", "namespaces", name=name))
+        delete_namespace(kube, name)
 
 
 def _report_namespace(

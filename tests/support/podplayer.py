@@ -82,6 +82,16 @@ def default_outcome(pod: JSONDict) -> PodOutcome:
     return PodOutcome(0, success_message(pod["metadata"]["namespace"], owner))
 
 
+def held_until(release: threading.Event, timeout: float = 120) -> Outcome:
+    """An outcome: the pod runs until ``release`` is set, then succeeds (``default_outcome``)."""
+
+    def outcome(pod: JSONDict) -> PodOutcome:
+        release.wait(timeout)
+        return default_outcome(pod)
+
+    return outcome
+
+
 @dataclass
 class PodRun:
     """One pod played by PodPlayer, from Running to its end (``end_*`` None while running)."""

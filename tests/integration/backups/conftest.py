@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import _failed_report, _namespace_name
+from tests.integration.conftest import (
+    _failed_report,
+    _namespace_name,
+    create_namespace,
+    delete_namespace,
+)
 from tests.support.controlplane import ControlPlane
-from tests.support.kube import Kube, resource_path
+from tests.support.kube import Kube
 from tests.support.operator import OperatorProcess
 from tests.support.podplayer import PodPlayer
-from tests.support.waiting import wait_for
 
 StartOperator = Callable[..., OperatorProcess]
 
@@ -60,27 +64,13 @@ def make_namespace(
 
     def make() -> str:
         name = _namespace_name(f"{request.node.name}-extra")
-        labels = {"pod-security.kubernetes.io/enforce": "restricted"}
-        kube.create(
-            resource_path("v1", "namespaces"),
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
-        )
-        wait_for(
-            lambda: kube.get_or_none(resource_path("v1", "serviceaccounts", name, "default")),
-            30,
-            f"the default ServiceAccount in {name}",
-        )
+        create_namespace(kube, name)
         made.append(name)
         return name
 
     yield make
     for name in made:
-        kube.request(
-            "DELETE",
-            resource_path("v1", "pods", name),
-            {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
-        )
-        kube.delete(resource_path("v1", "namespaces", name=name))
+        delete_namespace(kube, name)
 
 
 @pytest.fixture

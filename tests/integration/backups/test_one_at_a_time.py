@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+
+import pytest
 
 from tests.support.backups import (
     PLURAL,
@@ -24,6 +27,7 @@ from tests.support.podplayer import (
     PodPlayer,
     PodRun,
     default_outcome,
+    held_until,
     overlapping_pairs,
 )
 from tests.support.waiting import wait_for
@@ -36,6 +40,29 @@ def quick(pod: dict[str, object]) -> PodOutcome:
     """A short backup: long enough for a second one to try to overlap."""
     outcome = default_outcome(pod)
     return PodOutcome(outcome.exit_code, outcome.message, delay_seconds=0.3)
+
+
+@dataclass
+class TwoNamespaces:
+    """The test's namespace and another, with their pods held until ``release``."""
+
+    first: str
+    second: str
+    player: PodPlayer
+    release: threading.Event
+
+
+@pytest.fixture
+def two_namespaces(
+    namespace: str,
+    make_namespace: Callable[[], str],
+    make_pod_player: Callable[[list[str]], PodPlayer],
+) -> TwoNamespaces:
+    other = make_namespace()
+    release = threading.Event()
+    player = make_pod_player([namespace, other])
+    player.outcome = held_until(release)
+    return TwoNamespaces(namespace, other, player, release)
 
 
 def all_finished(kube: Kube, namespace: str, kind: str) -> list[dict[str, object]] | None:
@@ -122,7 +149,7 @@ def test_forbid_refuses_while_another_runs(
     kube: Kube, namespace: str, operator: OperatorProcess, pod_player: PodPlayer
 ) -> None:
     release = threading.Event()
-    pod_player.outcome = lambda pod: (release.wait(120), default_outcome(pod))[1]
+    pod_player.outcome = held_until(release)
     create(kube, files_backup(namespace, "long"))
     wait_for_phase(kube, "FilesBackup", namespace, "long", ("Running",))
     create(kube, files_backup(namespace, "eager", concurrencyPolicy="Forbid"))
@@ -138,42 +165,28 @@ def test_forbid_refuses_while_another_runs(
 
 
 def test_namespace_scope_runs_namespaces_in_parallel(
-    kube: Kube,
-    namespace: str,
-    make_namespace: Callable[[], str],
-    start_operator: StartOperator,
-    make_pod_player: Callable[[list[str]], PodPlayer],
+    kube: Kube, two_namespaces: TwoNamespaces, start_operator: StartOperator
 ) -> None:
-    other = make_namespace()
-    release = threading.Event()
-    player = make_pod_player([namespace, other])
-    player.outcome = lambda pod: (release.wait(120), default_outcome(pod))[1]
-    start_operator([namespace, other])
-    create(kube, database_backup(namespace, "here"))
-    create(kube, database_backup(other, "there"))
-    wait_for_phase(kube, "DatabaseBackup", namespace, "here", ("Running",))
-    wait_for_phase(kube, "DatabaseBackup", other, "there", ("Running",))
-    release.set()
-    wait_for_phase(kube, "DatabaseBackup", other, "there", ("Succeeded",))
+    first, second = two_namespaces.first, two_namespaces.second
+    start_operator([first, second])
+    create(kube, database_backup(first, "here"))
+    create(kube, database_backup(second, "there"))
+    wait_for_phase(kube, "DatabaseBackup", first, "here", ("Running",))
+    wait_for_phase(kube, "DatabaseBackup", second, "there", ("Running",))
+    two_namespaces.release.set()
+    wait_for_phase(kube, "DatabaseBackup", second, "there", ("Succeeded",))
 
 
 def test_cluster_scope_serialises_across_namespaces(
-    kube: Kube,
-    namespace: str,
-    make_namespace: Callable[[], str],
-    start_operator: StartOperator,
-    make_pod_player: Callable[[list[str]], PodPlayer],
+    kube: Kube, two_namespaces: TwoNamespaces, start_operator: StartOperator
 ) -> None:
-    other = make_namespace()
-    release = threading.Event()
-    player = make_pod_player([namespace, other])
-    player.outcome = lambda pod: (release.wait(120), default_outcome(pod))[1]
-    start_operator([namespace, other], env={"BACKUP_LOCK_SCOPE": "Cluster"})
-    create(kube, database_backup(namespace, "first"))
-    wait_for_phase(kube, "DatabaseBackup", namespace, "first", ("Running",))
-    create(kube, database_backup(other, "second"))
-    queued = wait_for_phase(kube, "DatabaseBackup", other, "second", ("Queued",))
-    assert queued["status"]["queue"]["blockedBy"] == f"{namespace}/first"
-    release.set()
-    wait_for_phase(kube, "DatabaseBackup", other, "second", ("Succeeded",))
-    assert overlapping_pairs(player.runs) == []
+    first, second = two_namespaces.first, two_namespaces.second
+    start_operator([first, second], env={"BACKUP_LOCK_SCOPE": "Cluster"})
+    create(kube, database_backup(first, "first"))
+    wait_for_phase(kube, "DatabaseBackup", first, "first", ("Running",))
+    create(kube, database_backup(second, "second"))
+    queued = wait_for_phase(kube, "DatabaseBackup", second, "second", ("Queued",))
+    assert queued["status"]["queue"]["blockedBy"] == f"{first}/first"
+    two_namespaces.release.set()
+    wait_for_phase(kube, "DatabaseBackup", second, "second", ("Succeeded",))
+    assert overlapping_pairs(two_namespaces.player.runs) == []

@@ -7,19 +7,14 @@ import threading
 from tests.support.backups import create, database_backup, jobs_of, wait_for_phase
 from tests.support.kube import Kube
 from tests.support.operator import OperatorProcess
-from tests.support.podplayer import PodOutcome, PodPlayer, default_outcome
+from tests.support.podplayer import PodPlayer, held_until
 
 
 def test_killed_operator_resumes_a_running_backup(
     kube: Kube, namespace: str, operator: OperatorProcess, pod_player: PodPlayer
 ) -> None:
     release = threading.Event()
-
-    def held_until_released(pod: dict[str, object]) -> PodOutcome:
-        release.wait(120)
-        return default_outcome(pod)
-
-    pod_player.outcome = held_until_released
+    pod_player.outcome = held_until(release)
     stored = create(kube, database_backup(namespace, "resilient"))
     wait_for_phase(kube, "DatabaseBackup", namespace, "resilient", ("Running",))
     operator.kill()
