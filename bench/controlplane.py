@@ -101,7 +101,9 @@ def latency(plane: ControlPlane, kube: Kube, samples: int, workdir: Path) -> Non
 
     player = PodPlayer(plane.kubeconfig, names, held)
     player.start()
-    operator = OperatorProcess(plane.kubeconfig, names, workdir / "latency-operator.log")
+    operator = OperatorProcess(
+        plane.kubeconfig, names, workdir / "latency-operator.log", verbose=False
+    )
     operator.start()
     to_job: list[float] = []
     to_done: list[float] = []

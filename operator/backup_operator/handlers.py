@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 PREFIX = GROUP
 FINALIZER = f"{GROUP}/finalizer"
 RETRIES = 10
+STARTUP_ID = "backup-operator-startup"  # kopf logs "Activity '<id>' succeeded." at INFO
 
 
 class IndexQueues:
@@ -98,7 +99,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Register every handler on ``registry``."""
     runtime = _Runtime(settings)
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(registry=registry, id=STARTUP_ID)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings)
         kube = k8s.Kube(await k8s.connect())
