@@ -23,16 +23,25 @@ new_module() {
   (cd "$dir" && go mod init example.invalid/build >/dev/null 2>&1)
 }
 
-build_kubernetes() {
+# build_kubernetes_commands SRC CMD... : build k8s.io/kubernetes/cmd/<CMD> into the version's
+# bin dir (one throwaway module per SRC); only when one of them is missing there. Each binary
+# is moved in on its own, so the control-plane and node builds never remove each other's.
+build_kubernetes_commands() {
+  local src=$1
+  shift
   local v=$KUBERNETES_VERSION
   local minor=${KUBERNETES_VERSION#v1.}
   local out="$cache/bin/kubernetes-$v"
-  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager ]]; then return; fi
-  log "building kube-apiserver and kube-controller-manager $v (slow: about 15 min on 2 cores)"
-  local dir="$cache/src/kubernetes-$v"
+  local missing=0 cmd
+  for cmd in "$@"; do [[ -x $out/$cmd ]] || missing=1; done
+  (( missing )) || return 0
+  log "building $* $v (slow: about 10-15 min on 2 cores)"
+  local dir="$cache/src/$src-$v"
   new_module "$dir"
   local gomod
   gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  local packages=()
+  for cmd in "$@"; do packages+=("k8s.io/kubernetes/cmd/$cmd"); done
   # k8s.io/kubernetes replaces its staging modules with local paths; point them at the
   # published staging releases (v0.<minor>) instead.
   (
@@ -41,22 +50,22 @@ build_kubernetes() {
     grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging' "$gomod" | awk '{print $1}' | while read -r m; do
       go mod edit -replace="$m=$m@v0.$minor"
     done
-    cat > tools.go <<'GO'
-//go:build tools
-
-package build
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-)
-GO
+    {
+      printf '//go:build tools\n\npackage build\n\nimport (\n'
+      printf '\t_ "%s"\n' "${packages[@]}"
+      printf ')\n'
+    } > tools.go
     go mod tidy >/dev/null 2>&1 || go mod tidy
     local ld="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
-    mkdir -p "$out.tmp"
-    go build -trimpath -ldflags "$ld" -o "$out.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    rm -rf "$dir/out" && mkdir -p "$dir/out"
+    go build -trimpath -ldflags "$ld" -o "$dir/out/" "${packages[@]}"
   )
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  mkdir -p "$out"
+  for cmd in "$@"; do mv "$dir/out/$cmd" "$out/$cmd.tmp" && mv "$out/$cmd.tmp" "$out/$cmd"; done
+}
+
+build_kubernetes() {
+  build_kubernetes_commands kubernetes kube-apiserver kube-controller-manager
 }
 
 build_etcd() {
@@ -135,39 +144,7 @@ build_node() {
 }
 
 build_node_kubernetes() {
-  local v=$KUBERNETES_VERSION
-  local minor=${KUBERNETES_VERSION#v1.}
-  local out="$cache/bin/kubernetes-$v"
-  if [[ -x $out/kubelet && -x $out/kube-scheduler && -x $out/kube-proxy ]]; then return; fi
-  log "building kubelet, kube-scheduler and kube-proxy $v (slow: about 10 min on 2 cores)"
-  local dir="$cache/src/kubernetes-node-$v"
-  new_module "$dir"
-  local gomod
-  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  (
-    cd "$dir"
-    go mod edit -require="k8s.io/kubernetes@$v"
-    grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging' "$gomod" | awk '{print $1}' | while read -r m; do
-      go mod edit -replace="$m=$m@v0.$minor"
-    done
-    cat > tools.go <<'GO'
-//go:build tools
-
-package build
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-proxy"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubelet"
-)
-GO
-    go mod tidy >/dev/null 2>&1 || go mod tidy
-    local ld="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
-    rm -rf "$dir/out" && mkdir -p "$dir/out"
-    go build -trimpath -ldflags "$ld" -o "$dir/out/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
-  )
-  mkdir -p "$out"
-  for b in kubelet kube-scheduler kube-proxy; do mv "$dir/out/$b" "$out/$b.tmp" && mv "$out/$b.tmp" "$out/$b"; done
+  build_kubernetes_commands kubernetes-node kubelet kube-scheduler kube-proxy
 }
 
 # Bump when the Go sources below change: the cache key of the static e2e binaries.

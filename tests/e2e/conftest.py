@@ -26,14 +26,14 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from tests.support.controlplane import ControlPlane
+from tests.support.harness import failed_report, unavailable
 from tests.support.kube import Kube, resource_path
 from tests.support.node import (
     Node,
@@ -54,13 +54,6 @@ OPERATOR_IMAGE = os.environ.get("E2E_OPERATOR_IMAGE", "backup-operator:dev")
 _TIMINGS: dict[str, float] = {}
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Skip (a developer's machine without the parts) or fail (CI must not pass by skipping)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"e2e harness unavailable under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"e2e harness unavailable: {reason}")
-
-
 # --------------------------------------------------------------------------- hooks
 
 
@@ -72,15 +65,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report: pytest.TestReport = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -157,13 +141,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     missing = host_requirements()
     if missing:
-        unavailable("this host cannot run a node: " + "; ".join(missing))
+        unavailable("e2e", "this host cannot run a node: " + "; ".join(missing))
     started = time.monotonic()
     try:
         binaries = tools()
         node_binaries = node_tools()
     except (ToolsUnavailableError, NodeToolsUnavailableError) as error:
-        unavailable(str(error))
+        unavailable("e2e", str(error))
     _TIMINGS["binaries"] = time.monotonic() - started
     plane = ControlPlane(workdir / "controlplane", binaries=binaries, **control_plane_args())
     node = Node(plane, workdir / "node", binaries=node_binaries)
@@ -174,7 +158,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     except (ComponentError, TimeoutError, OSError) as error:
         node.close()
         plane.close()
-        unavailable(f"the cluster did not start: {error}")
+        unavailable("e2e", f"the cluster did not start: {error}")
     _TIMINGS["cluster start"] = time.monotonic() - started
     for component, seconds in {**plane.startup_seconds, **node.startup_seconds}.items():
         _TIMINGS[f"  {component}"] = seconds
@@ -197,7 +181,7 @@ def test_images(cluster: Cluster) -> dict[str, str]:
     try:
         binaries = node_tools()
     except NodeToolsUnavailableError as error:
-        unavailable(str(error))
+        unavailable("e2e", str(error))
     archives = build_test_images(cluster.workdir / "images", binaries)
     for reference, archive in archives.items():
         cluster.load_archive(reference, archive)
@@ -213,7 +197,7 @@ def operator_image(cluster: Cluster) -> str:
     else:
         docker = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
         if docker is None:
-            unavailable(f"no docker client to read {OPERATOR_IMAGE} from (run `make image`)")
+            unavailable("e2e", f"no docker client to read {OPERATOR_IMAGE} from (run `make image`)")
         archive = cluster.workdir / "operator-image.tar"
         result = subprocess.run(
             [docker, "save", "-o", str(archive), OPERATOR_IMAGE],
@@ -223,7 +207,9 @@ def operator_image(cluster: Cluster) -> str:
             timeout=600,
         )
         if result.returncode != 0:
-            unavailable(f"docker save {OPERATOR_IMAGE} failed (run `make image`): {result.stderr}")
+            unavailable(
+                "e2e", f"docker save {OPERATOR_IMAGE} failed (run `make image`): {result.stderr}"
+            )
     started = time.monotonic()
     cluster.load_archive(OPERATOR_IMAGE, archive)
     _TIMINGS["operator image import"] = time.monotonic() - started
@@ -236,14 +222,6 @@ def operator_image(cluster: Cluster) -> str:
 def _namespace_name(test_name: str) -> str:
     slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].strip("-")
     return f"e2e-{slug}-{secrets.token_hex(3)}"
-
-
-def _failed(item: pytest.Item) -> bool:
-    for when in ("call", "setup"):
-        report = getattr(item, f"rep_{when}", None)
-        if isinstance(report, pytest.TestReport) and report.failed:
-            return True
-    return False
 
 
 @pytest.fixture
@@ -270,7 +248,7 @@ def namespace(cluster: Cluster, kube: Kube, request: pytest.FixtureRequest) -> I
         f"the default ServiceAccount in {name}",
     )
     yield name
-    if _failed(request.node):
+    if failed_report(request.node) is not None:
         text = dump(cluster, kube, name)
         dumps = cluster.workdir / "dumps"
         dumps.mkdir(exist_ok=True)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from tests.support.controlplane import ControlPlane
 from tests.support.dump import dump_namespace
 from tests.support.ferretdb import FerretDB
+from tests.support.harness import failed_report, unavailable
 from tests.support.kube import ApiException, Kube, resource_path
 from tests.support.operator import apply_crds
 from tests.support.podplayer import PodPlayer
@@ -35,13 +35,6 @@ _HERE = Path(__file__).parent
 _STARTUP_SECONDS: dict[str, float] = {}
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """Skip (a developer's machine without the components) or fail (CI)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"integration harness unavailable under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"integration harness unavailable: {reason}")
-
-
 # --------------------------------------------------------------------------- hooks
 
 
@@ -52,29 +45,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Keep each phase's report on the item (``item.rep_setup`` / ``rep_call`` / ...),
-    so fixtures can tell in their teardown whether the test failed."""
-    report: pytest.TestReport = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _STARTUP_SECONDS:
         figures = ", ".join(f"{name} {secs:.2f}s" for name, secs in _STARTUP_SECONDS.items())
         terminalreporter.write_line(f"integration harness startup: {figures}")
-
-
-def _failed_report(item: pytest.Item) -> pytest.TestReport | None:
-    for when in ("call", "setup"):
-        report = getattr(item, f"rep_{when}", None)
-        if isinstance(report, pytest.TestReport) and report.failed:
-            return report
-    return None
 
 
 # --------------------------------------------------------------------------- session
@@ -86,12 +60,12 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     try:
         binaries = tools()
     except ToolsUnavailableError as error:
-        _unavailable(str(error))
+        unavailable("integration", str(error))
     plane = ControlPlane(tmp_path_factory.mktemp("controlplane"), binaries=binaries)
     try:
         plane.start()
     except (ComponentError, TimeoutError, OSError) as error:
-        _unavailable(f"the control plane did not start: {error}")
+        unavailable("integration", f"the control plane did not start: {error}")
     _STARTUP_SECONDS.update(plane.startup_seconds)
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(plane.kubeconfig)
@@ -115,12 +89,12 @@ def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerretDB]:
     try:
         binary = tools().ferretdb
     except ToolsUnavailableError as error:
-        _unavailable(str(error))
+        unavailable("integration", str(error))
     server = FerretDB(tmp_path_factory.mktemp("ferretdb"), binary=binary)
     try:
         server.start()
     except (ComponentError, TimeoutError, OSError) as error:
-        _unavailable(f"FerretDB did not start: {error}")
+        unavailable("integration", f"FerretDB did not start: {error}")
     if server.startup_seconds is not None:
         _STARTUP_SECONDS["ferretdb"] = server.startup_seconds
     try:
@@ -187,7 +161,7 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     with Kube(control_plane.kubeconfig) as kube:
         create_namespace(kube, name)
         yield name
-        failed = _failed_report(request.node)
+        failed = failed_report(request.node)
         if failed is not None:
             _report_namespace(control_plane, name, request.node, failed)
         delete_namespace(kube, name)

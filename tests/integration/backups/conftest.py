@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import (
-    _failed_report,
     _namespace_name,
     create_namespace,
     delete_namespace,
 )
 from tests.support.controlplane import ControlPlane
+from tests.support.harness import failed_report
 from tests.support.kube import Kube
 from tests.support.operator import OperatorProcess
 from tests.support.podplayer import PodPlayer
@@ -43,7 +43,7 @@ def start_operator(
     yield start
     for process in started:
         process.stop()
-    report = _failed_report(request.node)
+    report = failed_report(request.node)
     if report is not None:
         for index, process in enumerate(started):
             report.sections.append((f"operator {index} log (tail)", process.log()[-20000:]))
