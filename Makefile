@@ -4,7 +4,7 @@ PYTHON ?= python3
 .PHONY: help test deps tools lint unit integration crds
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 test:  ## Everything CI runs: install, build the test cluster parts, lint, unit and integration tests
 	hack/test.sh
@@ -37,10 +37,13 @@ manifests:  ## Render the kustomize overlays into build/manifests/{namespaced,cl
 	kubectl kustomize manifests/overlays/namespaced > build/manifests/namespaced.yaml
 	kubectl kustomize manifests/overlays/cluster > build/manifests/cluster.yaml
 
-.PHONY: e2e
+.PHONY: e2e e2e-kind
 e2e: image  ## e2e tests: the operator image on a cluster whose pods run (this host as node, or E2E_KUBECONFIG)
 	$(PYTHON) -m pytest tests/e2e
 
+e2e-kind: image  ## The same e2e tests on a kind cluster made for the run (deleted after)
+	E2E_CLUSTER=kind $(PYTHON) -m pytest tests/e2e
+
 .PHONY: demo
-demo: image  ## Start a cluster here, run a DatabaseBackup and a FilesBackup, show them (DEMO_ARGS=--keep keeps it up)
+demo: image  ## A kind cluster, the operator, a DatabaseBackup and a FilesBackup shown to Succeeded (DEMO_ARGS=--keep keeps it up)
 	$(PYTHON) hack/demo.py $(DEMO_ARGS)

@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# Builds the offline base image `local/debian-python:<version>`: Debian bookworm (minbase,
-# debootstrap from the Debian mirror apt uses on this machine) + python3, python3-venv and
-# ca-certificates. Needed only where no registry serves `python:3.11-slim-bookworm`.
+# Builds an offline Debian bookworm base image (debootstrap minbase from the Debian mirror apt
+# uses on this machine), for where no registry serves the public base:
+#   hack/base-image.sh            local/debian-python:<version>  python3, python3-venv,
+#                                 ca-certificates: the operator image's base (hack/image.sh)
+#   hack/base-image.sh kind-node  local/kind-node-rootfs:<version>  systemd, containerd, runc,
+#                                 CNI plugins, iptables...: a kind node (hack/kind-node-image.sh)
 #
-# The root filesystem is cached outside the repo as a tarball keyed by BASE_VERSION
+# The root filesystem is cached outside the repo as a tarball keyed by the flavour's version
 # (~/.cache/backup-operator/images/); a warm run only `docker import`s it when the
 # engine lacks the image, and does nothing at all when the engine has it.
-#   hack/base-image.sh            prints the image reference on stdout (logs on stderr)
+# Prints the image reference on stdout (logs on stderr).
 # Needs root, debootstrap and a running Docker engine (hack/image.sh starts one).
 set -euo pipefail
 
-# Bump when the package list or the recipe changes: a new key means a new base.
-BASE_VERSION=${BASE_VERSION:-bookworm-py311-1}
-BASE_IMAGE_REF=${BASE_IMAGE_REF:-local/debian-python:${BASE_VERSION}}
-PACKAGES=python3,python3-venv,ca-certificates
+# Bump a version when its package list or the recipe changes: a new key means a new base.
+case ${1:-python} in
+python)
+    BASE_VERSION=${BASE_VERSION:-bookworm-py311-1}
+    NAME=debian-python
+    PACKAGES=python3,python3-venv,ca-certificates
+    ;;
+kind-node)
+    # What kind's own base image installs (images/base/Dockerfile), with Debian's containerd,
+    # runc and CNI plugins instead of ones cloned from github.com.
+    BASE_VERSION=bookworm-kind-1
+    NAME=kind-node-rootfs
+    PACKAGES=systemd,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins
+    ;;
+*)
+    echo "usage: $0 [python|kind-node]" >&2
+    exit 2
+    ;;
+esac
+BASE_IMAGE_REF=${BASE_IMAGE_REF:-local/$NAME:${BASE_VERSION}}
 CACHE=${BACKUP_OPERATOR_CACHE:-$HOME/.cache/backup-operator}/images
 DOCKER=${DOCKER:-docker}
 
@@ -36,7 +55,7 @@ if $DOCKER image inspect "$BASE_IMAGE_REF" >/dev/null 2>&1; then
     exit 0
 fi
 
-tarball=$CACHE/debian-python-${BASE_VERSION}.tar
+tarball=$CACHE/$NAME-${BASE_VERSION}.tar
 if [[ ! -s $tarball ]]; then
     command -v debootstrap >/dev/null || {
         log "debootstrap missing: apt-get install -y debootstrap"

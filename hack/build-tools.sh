@@ -295,6 +295,33 @@ GO
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+# ---------------------------------------------------------------------------- kind
+# Optional components `kind` (the kind CLI) and `kind-node` (what hack/kind-node-image.sh
+# puts in a node image assembled here: kubeadm and kubectl of the same Kubernetes version,
+# crictl, and the local-path provisioner behind kind's default StorageClass). Apart from
+# kubeadm and kubectl, each is a plain `go install` of a module without local replaces.
+
+build_kind() {
+  go_install kind "$KIND_VERSION" sigs.k8s.io/kind
+}
+
+build_kind-node() {
+  build_kubernetes_commands kubernetes-kind kubeadm kubectl
+  go_install crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
+  go_install local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" github.com/rancher/local-path-provisioner
+}
+
+# go_install NAME VERSION PACKAGE : $cache/bin/NAME-VERSION/NAME, unless already there.
+go_install() {
+  local name=$1 v=$2 package=$3
+  local out="$cache/bin/$name-$v"
+  if [[ -x $out/$name ]]; then return; fi
+  log "building $name $v"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "$package@$v"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 components=${*:-etcd ferretdb kubernetes}
 for c in $components; do "build_$c"; done
 echo "$cache/bin"

@@ -1,30 +1,28 @@
 #!/usr/bin/env python3
-"""Demo: the packaged operator backs up a database and a volume on a cluster started here.
+"""Demo: the packaged operator backs up a database and a volume on a kind cluster.
 
-What it does (``make demo`` builds the image first, then runs this): starts the e2e
-cluster (a control plane plus this host as its node, as the e2e ``cluster`` fixture does;
-binaries come from the cache of ``make tools``), imports the test images and
-``backup-operator:dev`` into the node, installs manifests/overlays/cluster, deploys
-FerretDB in namespace ``demo`` and seeds it and a volume, creates a DatabaseBackup and a
-FilesBackup, prints ``kubectl get backups -n demo`` each time a backup changes until both
-are Succeeded, prints the artifacts, then tears the cluster down. Takes about 50 seconds
-(plus ``make image``) once the binaries and images are cached. Needs root (see
-tests/support/node.py).
+What it does (``make demo`` builds the image first, then runs this): creates the kind
+cluster ``backup-operator-demo`` (tests/support/kind.py: kind's public node image where
+Docker can pull it, else a node image assembled here by hack/kind-node-image.sh), loads
+``backup-operator:dev`` and the FerretDB image built here, installs
+manifests/overlays/cluster, deploys FerretDB in namespace ``demo`` and seeds it and a
+volume, creates a DatabaseBackup and a FilesBackup, prints ``kubectl get backups -n demo``
+each time a backup changes until both are Succeeded, prints the artifacts and checks their
+sha256 on the node, then deletes the cluster. Needs root and Docker (Debian's docker.io is
+started if none runs).
 
     python3 hack/demo.py [--keep] [--workdir DIR]
 
-``--keep`` leaves the cluster up (prints ``export KUBECONFIG=...``) until Ctrl-C.
+``--keep`` leaves the cluster up (prints ``export KUBECONFIG=...``); delete it with
+``kind delete cluster --name backup-operator-demo``.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -45,22 +43,21 @@ from tests.e2e.test_backups import (  # noqa: E402
     python_job,
     secret_volume,
 )
-from tests.support.controlplane import ControlPlane  # noqa: E402
+from tests.support.kind import KindCluster  # noqa: E402
 from tests.support.kube import Kube, resource_path  # noqa: E402
 from tests.support.node import (  # noqa: E402
     FERRETDB_IMAGE,
     NONROOT,
-    Node,
     NodeToolsUnavailableError,
     build_test_images,
-    control_plane_args,
     node_tools,
 )
 from tests.support.processes import ComponentError  # noqa: E402
-from tests.support.tools import ToolsUnavailableError, tools  # noqa: E402
+from tests.support.tools import ToolsUnavailableError  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
 
 NAMESPACE = "demo"
+CLUSTER_NAME = "backup-operator-demo"
 PLURALS = ("databasebackups", "filesbackups")
 STARTED = time.monotonic()
 RESTRICTED = (
@@ -105,16 +102,9 @@ stringData: {{uri: "mongodb://ferretdb.demo.svc.cluster.local:27017/"}}
 """
 VOLUME = """
 apiVersion: v1
-kind: PersistentVolume
-metadata: {{name: demo-{claim}}}
-spec: {{capacity: {{storage: 1Gi}}, accessModes: [ReadWriteOnce], storageClassName: demo-hostpath,
-  hostPath: {{path: "{directory}", type: Directory}}, claimRef: {{namespace: demo, name: {claim}}}}}
----
-apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {{name: {claim}, namespace: demo}}
-spec: {{accessModes: [ReadWriteOnce], storageClassName: demo-hostpath, volumeName: demo-{claim},
-  resources: {{requests: {{storage: 1Gi}}}}}}
+spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
 """
 BACKUPS = """
 apiVersion: backup.operator.dev/v1alpha1
@@ -138,15 +128,6 @@ spec:
 
 def say(text: str) -> None:
     print(f"[demo {time.monotonic() - STARTED:5.1f}s] {text}", flush=True)
-
-
-def import_operator_image(node: Node) -> None:
-    docker = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
-    save = subprocess.Popen([docker or "docker", "save", OPERATOR_IMAGE], stdout=subprocess.PIPE)
-    assert save.stdout is not None
-    node.import_image(save.stdout)
-    if save.wait() != 0:
-        raise ComponentError(f"docker save {OPERATOR_IMAGE} failed (run `make image`)")
 
 
 def apply(cluster: Cluster, manifests: str) -> None:
@@ -176,16 +157,11 @@ def ferretdb_ready(kube: Kube) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def run_demo(cluster: Cluster, kube: Kube) -> None:
+def run_demo(cluster: Cluster, kind: KindCluster, kube: Kube) -> None:
     apply(cluster, cluster.kubectl("kustomize", str(OVERLAY)))
     wait_for(lambda: operator_running(kube), 180, "the operator to run", interval=1)
     say("operator running; deploying FerretDB and volumes in namespace demo")
-    volumes = []
-    for claim in ("uploads", "backups"):
-        directory = cluster.workdir / "volumes" / claim
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o777)  # writable by any uid, as a local-path provisioner makes them
-        volumes.append(VOLUME.format(claim=claim, directory=directory))
+    volumes = [VOLUME.format(claim=claim) for claim in ("uploads", "backups")]
     apply(cluster, "\n---".join([NAMESPACE_YAML, *volumes]))
     account = resource_path("v1", "serviceaccounts", NAMESPACE, "default")
     wait_for(lambda: kube.get_or_none(account), 60, "the default ServiceAccount", interval=0.5)
@@ -220,12 +196,19 @@ def run_demo(cluster: Cluster, kube: Kube) -> None:
     if "Failed" in phases:
         raise ComponentError(f"a backup failed: {[b.get('status') for b in backups]}")
     say("both backups Succeeded; artifacts on the backups volume:")
+    claim = kube.get(resource_path("v1", "persistentvolumeclaims", NAMESPACE, "backups"))
+    volume = kube.get(resource_path("v1", "persistentvolumes", None, claim["spec"]["volumeName"]))
+    directory = (volume["spec"].get("hostPath") or volume["spec"].get("local") or {})["path"]
     for b in backups:
         artifact = b["status"]["artifact"]
+        on_node = f"{directory}/{artifact['path']}"
         print(f"  {b['kind']}/{b['metadata']['name']}: {artifact['path']}")
         print(f"    size {artifact.get('size')} ({artifact['sizeBytes']} bytes)")
-        print(f"    sha256 {artifact['sha256']}")
-        print(f"    on this host: {cluster.workdir / 'volumes' / 'backups' / artifact['path']}")
+        print(f"    sha256 {artifact['sha256']} (status)")
+        print(
+            f"    sha256 {kind.node_exec('sha256sum', on_node).split()[0]} (the file on the node)"
+        )
+        print(f"    on the node: {on_node}")
 
 
 def main() -> int:
@@ -238,45 +221,44 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    say("getting the cluster binaries (cached by `make tools`)...")
-    try:
-        binaries, node_binaries = tools(), node_tools()
-    except (ToolsUnavailableError, NodeToolsUnavailableError) as error:
-        print(f"demo: cannot get the binaries: {error}", file=sys.stderr)
-        return 1
     root = args.workdir or Path(tempfile.mkdtemp(prefix="backup-operator-demo-"))
-    plane = ControlPlane(root / "controlplane", binaries=binaries, **control_plane_args())
-    node = Node(plane, root / "node", binaries=node_binaries)
     status = 1
+    kind: KindCluster | None = None
     try:
-        say(f"starting the cluster in {root}...")
+        say("building (or reusing) the FerretDB image and the kind node image...")
+        archives = build_test_images(root / "images", node_tools())
+        kind = KindCluster(CLUSTER_NAME, root / "kind")
         began = time.monotonic()
-        plane.start()
-        node.start()
-        say(f"cluster up in {time.monotonic() - began:.1f}s; importing images...")
-        for archive in build_test_images(root / "images", node_binaries).values():
-            node.import_image(archive)
-        import_operator_image(node)
-        say(
-            f"images imported: {', '.join(i for i in node.images() if not i.startswith('sha256:'))}"
-        )
-        cluster = Cluster(plane.kubeconfig, root, node=node)
-        with Kube(plane.kubeconfig) as kube:
-            run_demo(cluster, kube)
+        kind.start()
+        say(f"kind cluster {CLUSTER_NAME} up in {time.monotonic() - began:.1f}s; loading images")
+        cluster = Cluster(kind.kubeconfig, root, kind_cluster=CLUSTER_NAME)
+        for reference, archive in archives.items():
+            cluster.load_archive(reference, archive)
+        operator_archive = kind.save_image(OPERATOR_IMAGE, root / "operator-image.tar")
+        cluster.load_archive(OPERATOR_IMAGE, operator_archive)
+        say(f"images loaded: {OPERATOR_IMAGE}, {', '.join(archives)}")
+        with Kube(kind.kubeconfig) as kube:
+            run_demo(cluster, kind, kube)
         status = 0
         if args.keep:
-            say("keeping the cluster up; Ctrl-C stops it")
-            print(f"export KUBECONFIG={plane.kubeconfig}", flush=True)
-            threading.Event().wait()
+            say(f"keeping the cluster; delete it with: kind delete cluster --name {CLUSTER_NAME}")
+            print(f"export KUBECONFIG={kind.kubeconfig}", flush=True)
     except KeyboardInterrupt:
         say("interrupted")
-    except (ComponentError, TimeoutError, OSError, AssertionError) as error:
+    except (
+        ComponentError,
+        ToolsUnavailableError,
+        NodeToolsUnavailableError,
+        TimeoutError,
+        OSError,
+        AssertionError,
+    ) as error:
         print(f"demo failed: {error}\n(logs under {root})", file=sys.stderr)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave a mess
-        say("tearing the cluster down...")
-        node.close()
-        plane.close()
+        if kind is not None and not (args.keep and status == 0):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave a mess
+            say("deleting the cluster...")
+            kind.delete()
         say(f"done (logs in {root})")
     return status
 

@@ -8,41 +8,22 @@
 #
 # Base image: `python:3.11-slim-bookworm` when a registry serves it; otherwise (offline, as
 # on the CI machines) a Debian base made by hack/base-image.sh with debootstrap, cached in
-# ~/.cache/backup-operator/images/. Starts Debian's Docker engine (package docker.io) when
-# none is running; the docker client on PATH may be a client only, so Debian's own client
-# (/usr/bin/docker) is preferred.
+# ~/.cache/backup-operator/images/. Starts Debian's Docker engine (hack/docker-engine.sh)
+# when none is running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-backup-operator:dev}
 PUBLIC_BASE=python:3.11-slim-bookworm
 MONGO_TOOLS=${MONGO_TOOLS:-none}
-if [[ -z ${DOCKER:-} ]]; then
-    DOCKER=docker
-    [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
-fi
-export DOCKER DOCKER_BUILDKIT=1
+export DOCKER_BUILDKIT=1
 
 log() { printf '[image] %s\n' "$*" >&2; }
 start=$(date +%s)
 
 # ------------------------------------------------------------------ the engine
-if ! $DOCKER info >/dev/null 2>&1; then
-    command -v dockerd >/dev/null || {
-        log "no Docker engine: apt-get install -y docker.io (and debootstrap for the offline base)"
-        exit 1
-    }
-    log "starting dockerd (log: /var/log/dockerd.log)"
-    nohup dockerd >/var/log/dockerd.log 2>&1 &
-    for _ in $(seq 1 60); do
-        $DOCKER info >/dev/null 2>&1 && break
-        sleep 0.5
-    done
-    $DOCKER info >/dev/null 2>&1 || {
-        log "dockerd did not start; see /var/log/dockerd.log"
-        exit 1
-    }
-fi
+DOCKER=$(hack/docker-engine.sh)
+export DOCKER
 
 # ------------------------------------------------------------------ the base
 if [[ -z ${BASE_IMAGE:-} ]]; then

@@ -22,9 +22,9 @@ backup-operator crds --check
 
 [[ ${1:-} == lint ]] && exit 0
 
-# Debian packages: Docker's engine and debootstrap (the image), containerd, runc and the CNI
-# plugins (the e2e node). Installed once; later runs find them.
-packages=(docker.io debootstrap containerd runc containernetworking-plugins iptables iproute2)
+# Debian packages: Docker's engine and debootstrap (the images), containerd, runc and the CNI
+# plugins (the e2e node), jq (hack/docker-engine.sh). Installed once; later runs find them.
+packages=(docker.io debootstrap containerd runc containernetworking-plugins iptables iproute2 jq)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
@@ -38,7 +38,7 @@ fi
 step "build the cluster parts (cached in ${BACKUP_OPERATOR_CACHE:-$HOME/.cache/backup-operator})"
 start=$(date +%s)
 hack/build-tools.sh >/dev/null
-hack/build-tools.sh node >/dev/null
+hack/build-tools.sh node kind kind-node >/dev/null
 echo "tools ready in $(( $(date +%s) - start ))s"
 
 step "unit and integration tests"
@@ -47,5 +47,9 @@ $python -m pytest tests/unit tests/integration -p no:cacheprovider
 step "the operator image"
 hack/image.sh
 
-step "e2e tests: the image on a cluster whose pods really run"
+step "e2e tests: the image on a cluster whose pods really run (this host as the node)"
 $python -m pytest tests/e2e -p no:cacheprovider
+
+step "e2e tests again, on kind (offline: a node image assembled here)"
+[[ -n ${KIND_NODE_IMAGE:-} ]] || hack/kind-node-image.sh >/dev/null
+E2E_CLUSTER=kind $python -m pytest tests/e2e -p no:cacheprovider

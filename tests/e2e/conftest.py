@@ -7,6 +7,9 @@ tests run against
   containerd, runc and kubelet; see tests/support/node.py). Images are imported into the
   node's containerd directly. Needs root and Debian's containerd, runc,
   containernetworking-plugins.
+- ``E2E_CLUSTER=kind``: a kind cluster created for the session and deleted after it
+  (tests/support/kind.py: kind's public node image where Docker can pull it, else a node
+  image assembled here by hack/kind-node-image.sh).
 - ``E2E_KUBECONFIG=<path>``: any cluster, e.g. kind. Images are loaded with
   ``kind load image-archive`` when ``E2E_KIND_CLUSTER`` names the kind cluster;
   otherwise they must already be on the nodes. PersistentVolumeClaims use the cluster's
@@ -34,6 +37,7 @@ import pytest
 
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import failed_report, unavailable
+from tests.support.kind import KindCluster, kind_binary
 from tests.support.kube import Kube, resource_path
 from tests.support.node import (
     Node,
@@ -99,7 +103,7 @@ class Cluster:
             self.node.import_image(archive)
         elif self.kind_cluster:
             subprocess.run(
-                ["kind", "load", "image-archive", str(archive), "--name", self.kind_cluster],
+                [kind_binary(), "load", "image-archive", str(archive), "--name", self.kind_cluster],
                 check=True,
             )
         self.loaded.add(reference)
@@ -139,6 +143,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if external:
         yield Cluster(Path(external), workdir, kind_cluster=os.environ.get("E2E_KIND_CLUSTER"))
         return
+    if os.environ.get("E2E_CLUSTER") == "kind":
+        yield from _kind_cluster(workdir)
+        return
     missing = host_requirements()
     if missing:
         unavailable("e2e", "this host cannot run a node: " + "; ".join(missing))
@@ -167,6 +174,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         node.close()
         plane.close()
+
+
+def _kind_cluster(workdir: Path) -> Iterator[Cluster]:
+    started = time.monotonic()
+    try:
+        kind = KindCluster(f"e2e-{secrets.token_hex(3)}", workdir / "kind")
+        kind.start()
+    except (ComponentError, ToolsUnavailableError) as error:
+        unavailable("e2e", f"the kind cluster did not start: {error}")
+    _TIMINGS["cluster start"] = time.monotonic() - started
+    for step, seconds in kind.startup_seconds.items():
+        _TIMINGS[f"  {step}"] = seconds
+    try:
+        yield Cluster(kind.kubeconfig, workdir, kind_cluster=kind.name)
+    finally:
+        kind.delete()
 
 
 @pytest.fixture(scope="session")

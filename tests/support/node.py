@@ -33,7 +33,6 @@ iptables rules. Logs stay in ``workdir``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import io
@@ -58,7 +57,12 @@ import yaml
 from tests.support.controlplane import CONTROLLERS, ControlPlane
 from tests.support.kube import ApiException, Kube, resource_path
 from tests.support.processes import ComponentError, ManagedProcess, free_port
-from tests.support.tools import BUILD_SCRIPT, BUILD_TIMEOUT_SECONDS, cache_dir, read_versions
+from tests.support.tools import (
+    BUILD_SCRIPT,
+    ToolsUnavailableError,
+    build_components,
+    read_versions,
+)
 from tests.support.waiting import wait_for
 
 #: Image references of the images built here (never pulled: imagePullPolicy Never/IfNotPresent).
@@ -157,32 +161,10 @@ def node_tools() -> NodeTools:
     Runs ``hack/build-tools.sh node`` under the same lock as ``tools()``.
     """
     versions = read_versions()
-    cache = cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    log_path = cache / "build-tools-node.log"
     try:
-        with (cache / "build-tools.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                with log_path.open("w") as log:
-                    result = subprocess.run(
-                        ["bash", str(BUILD_SCRIPT), "node"],
-                        stdout=subprocess.PIPE,
-                        stderr=log,
-                        text=True,
-                        timeout=BUILD_TIMEOUT_SECONDS,
-                        check=False,
-                    )
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise NodeToolsUnavailableError(f"{BUILD_SCRIPT} node did not finish: {error}") from error
-    if result.returncode != 0:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-        raise NodeToolsUnavailableError(
-            f"{BUILD_SCRIPT} node failed with code {result.returncode}; log {log_path}:\n{tail}"
-        )
-    bin_dir = Path(result.stdout.strip().splitlines()[-1])
+        bin_dir = build_components("node")
+    except (ToolsUnavailableError, OSError) as error:
+        raise NodeToolsUnavailableError(str(error)) from error
     found = NodeTools(
         kubernetes_dir=bin_dir / f"kubernetes-{versions['KUBERNETES_VERSION']}",
         # Keep in step with build_node_static in hack/build-tools.sh.

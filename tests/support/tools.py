@@ -100,16 +100,32 @@ def tools() -> Tools:
 
 
 def _build() -> Tools:
-    versions = read_versions()
+    found = Tools(bin_dir=build_components(), versions=read_versions())
+    missing = [f"{name} ({path})" for name, path in found.all().items() if not _runnable(path)]
+    if missing:
+        raise ToolsUnavailableError(f"missing after {BUILD_SCRIPT}: {', '.join(missing)}")
+    return found
+
+
+def build_components(*components: str) -> Path:
+    """Run ``hack/build-tools.sh COMPONENTS...`` under the cache's lock; the bin directory.
+
+    No components means the script's default set (the control plane and FerretDB).
+
+    Raises:
+        ToolsUnavailableError: the script failed or did not finish; the message has its log.
+    """
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    log_path = cache / "build-tools.log"
+    name = "-".join(("build-tools", *components))
+    log_path = cache / f"{name}.log"
+    command = f"{BUILD_SCRIPT} {' '.join(components)}".strip()
     with (cache / "build-tools.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             with log_path.open("w") as log:
                 result = subprocess.run(
-                    ["bash", str(BUILD_SCRIPT)],
+                    ["bash", str(BUILD_SCRIPT), *components],
                     stdout=subprocess.PIPE,
                     stderr=log,
                     text=True,
@@ -117,22 +133,18 @@ def _build() -> Tools:
                     check=False,
                 )
         except (OSError, subprocess.TimeoutExpired) as error:
-            raise ToolsUnavailableError(f"{BUILD_SCRIPT} did not finish: {error}") from error
+            raise ToolsUnavailableError(f"{command} did not finish: {error}") from error
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     if result.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
         raise ToolsUnavailableError(
-            f"{BUILD_SCRIPT} failed with code {result.returncode}; log {log_path}:\n{tail}"
+            f"{command} failed with code {result.returncode}; log {log_path}:\n{tail}"
         )
     lines = result.stdout.strip().splitlines()
     if not lines:
-        raise ToolsUnavailableError(f"{BUILD_SCRIPT} printed no bin directory")
-    found = Tools(bin_dir=Path(lines[-1]), versions=versions)
-    missing = [f"{name} ({path})" for name, path in found.all().items() if not _runnable(path)]
-    if missing:
-        raise ToolsUnavailableError(f"missing after {BUILD_SCRIPT}: {', '.join(missing)}")
-    return found
+        raise ToolsUnavailableError(f"{command} printed no bin directory")
+    return Path(lines[-1])
 
 
 def _runnable(path: Path) -> bool:
