@@ -143,6 +143,11 @@ build_node() {
   build_node_coredns
 }
 
+# Optional component `e2e-images`: only the static binaries of the e2e images (for kind).
+build_e2e-images() {
+  build_node_static
+}
+
 build_node_kubernetes() {
   build_kubernetes_commands kubernetes-node kubelet kube-scheduler kube-proxy
 }

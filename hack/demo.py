@@ -50,7 +50,7 @@ from tests.support.node import (  # noqa: E402
     NONROOT,
     NodeToolsUnavailableError,
     build_test_images,
-    node_tools,
+    e2e_static_dir,
 )
 from tests.support.processes import ComponentError  # noqa: E402
 from tests.support.tools import ToolsUnavailableError  # noqa: E402
@@ -226,7 +226,7 @@ def main() -> int:
     kind: KindCluster | None = None
     try:
         say("building (or reusing) the FerretDB image and the kind node image...")
-        archives = build_test_images(root / "images", node_tools())
+        archives = build_test_images(root / "images", e2e_static_dir())
         kind = KindCluster(CLUSTER_NAME, root / "kind")
         began = time.monotonic()
         kind.start()

@@ -64,7 +64,7 @@ def up(workdir: Path | None, images: list[str], archives: list[Path]) -> int:
     try:
         plane.start()
         node.start()
-        for archive in build_test_images(root / "images", node_binaries).values():
+        for archive in build_test_images(root / "images", node_binaries.static_dir).values():
             node.import_image(archive)
         for path in archives:
             node.import_image(path)

@@ -44,6 +44,7 @@ from tests.support.node import (
     NodeToolsUnavailableError,
     build_test_images,
     control_plane_args,
+    e2e_static_dir,
     host_requirements,
     node_tools,
 )
@@ -202,10 +203,10 @@ def kube(cluster: Cluster) -> Iterator[Kube]:
 def test_images(cluster: Cluster) -> dict[str, str]:
     """The images built here (testbox, FerretDB), loaded into the cluster: ref -> ref."""
     try:
-        binaries = node_tools()
+        static_dir = e2e_static_dir()
     except NodeToolsUnavailableError as error:
         unavailable("e2e", str(error))
-    archives = build_test_images(cluster.workdir / "images", binaries)
+    archives = build_test_images(cluster.workdir / "images", static_dir)
     for reference, archive in archives.items():
         cluster.load_archive(reference, archive)
     return {reference: reference for reference in archives}

@@ -167,8 +167,7 @@ def node_tools() -> NodeTools:
         raise NodeToolsUnavailableError(str(error)) from error
     found = NodeTools(
         kubernetes_dir=bin_dir / f"kubernetes-{versions['KUBERNETES_VERSION']}",
-        # Keep in step with build_node_static in hack/build-tools.sh.
-        static_dir=bin_dir / f"e2e-static-1-ferretdb-{versions['FERRETDB_VERSION']}",
+        static_dir=_static_dir(bin_dir, versions),
         coredns_dir=bin_dir / f"coredns-{COREDNS_VERSION}",
     )
     missing = [
@@ -298,7 +297,26 @@ def image_archive(
     return destination
 
 
-def build_test_images(directory: Path, binaries: NodeTools) -> dict[str, Path]:
+def e2e_static_dir() -> Path:
+    """Build (once) the static binaries of the e2e images only (``... e2e-images``).
+
+    What a cluster that is not this host (kind) needs: no kubelet, scheduler or proxy.
+    """
+    try:
+        found = _static_dir(build_components("e2e-images"), read_versions())
+    except (ToolsUnavailableError, OSError) as error:
+        raise NodeToolsUnavailableError(str(error)) from error
+    if not all((found / name).is_file() for name in ("testbox", "ferretdb")):
+        raise NodeToolsUnavailableError(f"missing after {BUILD_SCRIPT} e2e-images: {found}")
+    return found
+
+
+def _static_dir(bin_dir: Path, versions: Mapping[str, str]) -> Path:
+    # Keep in step with build_node_static in hack/build-tools.sh.
+    return bin_dir / f"e2e-static-1-ferretdb-{versions['FERRETDB_VERSION']}"
+
+
+def build_test_images(directory: Path, static_dir: Path) -> dict[str, Path]:
     """The e2e images built here: ``TESTBOX_IMAGE`` and ``FERRETDB_IMAGE`` (archives).
 
     FerretDB's image runs ``/ferretdb`` as non-root with the SQLite backend; pass
@@ -308,13 +326,13 @@ def build_test_images(directory: Path, binaries: NodeTools) -> dict[str, Path]:
         TESTBOX_IMAGE: image_archive(
             directory / "testbox.tar",
             TESTBOX_IMAGE,
-            [ImageFile("/testbox", source=binaries.testbox, mode=0o755)],
+            [ImageFile("/testbox", source=static_dir / "testbox", mode=0o755)],
             entrypoint=["/testbox"],
         ),
         FERRETDB_IMAGE: image_archive(
             directory / "ferretdb.tar",
             FERRETDB_IMAGE,
-            [ImageFile("/ferretdb", source=binaries.ferretdb, mode=0o755)],
+            [ImageFile("/ferretdb", source=static_dir / "ferretdb", mode=0o755)],
             entrypoint=["/ferretdb"],
             directories={"/data": 0o777},
             exposed_ports=[27017],
