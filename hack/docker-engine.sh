@@ -86,5 +86,12 @@ if ! $docker info >/dev/null 2>&1; then
         log "dockerd did not start; see /var/log/dockerd.log"
         exit 1
     }
+else
+    mapfile -t missing < <(missing_capabilities)
+    if ((${#missing[@]})) && [[ $($docker info --format '{{.DefaultRuntime}}') != runc-bounded ]]; then
+        log "warning: this host lacks ${missing[*]} and the running dockerd was not started by" \
+            "this script: privileged containers (kind nodes) will fail with 'unable to apply" \
+            "caps'. Stop dockerd and run this script to start it with a runc that drops them."
+    fi
 fi
 echo "$docker"
