@@ -33,8 +33,7 @@ source "$here/versions.env"
 # Bump when the recipe below changes: a new revision means a new image.
 NODE_IMAGE_REVISION=1
 REF=backup-operator.local/kind-node:$KUBERNETES_VERSION-$NODE_IMAGE_REVISION
-# Where the images kubeadm and the node need are tagged (kubeadm's defaults).
-REGISTRY=registry.k8s.io
+# Where the images of our own naming are tagged (kubeadm's keep kubeadm's names).
 LOCAL=backup-operator.local
 DOCKER=$("$here/docker-engine.sh")
 export DOCKER
