@@ -43,7 +43,7 @@ from tests.e2e.test_backups import (  # noqa: E402
     python_job,
     secret_volume,
 )
-from tests.support.kind import KindCluster  # noqa: E402
+from tests.support.kind import KindCluster, save_image  # noqa: E402
 from tests.support.kube import Kube, resource_path  # noqa: E402
 from tests.support.node import (  # noqa: E402
     FERRETDB_IMAGE,
@@ -234,7 +234,7 @@ def main() -> int:
         cluster = Cluster(kind.kubeconfig, root, kind_cluster=CLUSTER_NAME)
         for reference, archive in archives.items():
             cluster.load_archive(reference, archive)
-        operator_archive = kind.save_image(OPERATOR_IMAGE, root / "operator-image.tar")
+        operator_archive = save_image(OPERATOR_IMAGE, root / "operator-image.tar")
         cluster.load_archive(OPERATOR_IMAGE, operator_archive)
         say(f"images loaded: {OPERATOR_IMAGE}, {', '.join(archives)}")
         with Kube(kind.kubeconfig) as kube:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +36,7 @@ import pytest
 
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import failed_report, unavailable
-from tests.support.kind import KindCluster, kind_binary
+from tests.support.kind import KindCluster, kind_binary, save_image
 from tests.support.kube import Kube, resource_path
 from tests.support.node import (
     Node,
@@ -219,21 +218,10 @@ def operator_image(cluster: Cluster) -> str:
     if archive_env:
         archive = Path(archive_env)
     else:
-        docker = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
-        if docker is None:
-            unavailable("e2e", f"no docker client to read {OPERATOR_IMAGE} from (run `make image`)")
-        archive = cluster.workdir / "operator-image.tar"
-        result = subprocess.run(
-            [docker, "save", "-o", str(archive), OPERATOR_IMAGE],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        if result.returncode != 0:
-            unavailable(
-                "e2e", f"docker save {OPERATOR_IMAGE} failed (run `make image`): {result.stderr}"
-            )
+        try:
+            archive = save_image(OPERATOR_IMAGE, cluster.workdir / "operator-image.tar")
+        except ComponentError as error:
+            unavailable("e2e", f"{error} (run `make image`)")
     started = time.monotonic()
     cluster.load_archive(OPERATOR_IMAGE, archive)
     _TIMINGS["operator image import"] = time.monotonic() - started

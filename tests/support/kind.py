@@ -4,8 +4,8 @@ Why it exists: kind is what our users run. On a machine whose Docker can pull, t
 uses kind's own public node image; offline (these machines) it uses a node image
 assembled here by ``hack/kind-node-image.sh`` from parts built from the Go module proxy.
 ``KIND_NODE_IMAGE`` forces an image (``public`` = kind's default). The cluster's settings
-are ``hack/kind-config.yaml``; images built here are put on the node with
-``kind load image-archive``.
+are ``hack/kind-config.yaml``; images built here are saved with ``save_image`` and put on
+the node with ``kind load image-archive`` (tests/e2e/conftest.py ``Cluster.load_archive``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ def _run(argv: list[str], timeout: float, what: str) -> str:
 def docker_client() -> str:
     """The docker client, after starting an engine that can run kind's nodes if none runs."""
     return _run(["bash", str(DOCKER_ENGINE_SCRIPT)], 120, "hack/docker-engine.sh")
+
+
+def save_image(reference: str, archive: Path) -> Path:
+    """``docker save`` an image of the local engine (e.g. ``make image``'s) to a file."""
+    _run([docker_client(), "save", "-o", str(archive), reference], 600, f"docker save {reference}")
+    return archive
 
 
 def kind_binary() -> str:
@@ -90,16 +96,6 @@ class KindCluster:
         started = time.monotonic()
         _run(argv, 600, f"kind create cluster --name {self.name}")
         self.startup_seconds["kind create cluster"] = time.monotonic() - started
-
-    def load_archive(self, archive: Path) -> None:
-        """Put a ``docker save`` archive on the node (nothing is pulled)."""
-        argv = [self.kind, "load", "image-archive", str(archive), "--name", self.name]
-        _run(argv, 600, f"kind load image-archive {archive.name}")
-
-    def save_image(self, reference: str, archive: Path) -> Path:
-        """``docker save`` an image of the local engine (e.g. ``make image``'s) to a file."""
-        _run([self.docker, "save", "-o", str(archive), reference], 600, f"docker save {reference}")
-        return archive
 
     def node_exec(self, *argv: str) -> str:
         """Run a command in the node container (e.g. to read a volume's files)."""
